@@ -1,0 +1,63 @@
+//! The [`Machine`] trait: the one contract every protocol implements and
+//! every driver runs.
+
+use crate::io::{Input, Output};
+use crate::time::{Instant, Now};
+
+/// A sans-IO protocol state machine.
+///
+/// # The drain rule
+/// After any mutation — [`handle_input`](Machine::handle_input),
+/// [`handle_timeout`](Machine::handle_timeout) or an application command
+/// method — the driver calls [`poll_output`](Machine::poll_output) until it
+/// returns [`Output::Wait`]. There is no other ordering rule.
+///
+/// # Errors
+/// A peer's protocol violation is never `Err`: the machine queues the
+/// protocol's error reply, an event and a `Close` for that connection alone.
+/// `Err` means the application misused the API; it is sticky, and the driver
+/// still drains (so queued replies go out) before closing the machine's
+/// connections.
+pub trait Machine {
+    /// What the machine tells the application.
+    type Event;
+    /// Misuse of the API by the application (never the peer's fault).
+    type Error: core::error::Error + Send + Sync + 'static;
+
+    /// Feeds one input. For `Data` returns how many bytes were taken: a short
+    /// take pauses reading of that connection until `Output::Resume`. Other
+    /// inputs return 0 (datagrams are taken whole or dropped).
+    fn handle_input(&mut self, now: Now, input: Input<'_>) -> Result<usize, Self::Error>;
+
+    /// The deadline from the last `Wait` has passed. Early calls are no-ops.
+    fn handle_timeout(&mut self, now: Now);
+
+    /// The next output; `Wait` once drained.
+    fn poll_output(&mut self) -> Output<Self::Event>;
+}
+
+impl<M: Machine + ?Sized> Machine for alloc::boxed::Box<M> {
+    type Event = M::Event;
+    type Error = M::Error;
+
+    fn handle_input(&mut self, now: Now, input: Input<'_>) -> Result<usize, Self::Error> {
+        (**self).handle_input(now, input)
+    }
+
+    fn handle_timeout(&mut self, now: Now) {
+        (**self).handle_timeout(now)
+    }
+
+    fn poll_output(&mut self) -> Output<Self::Event> {
+        (**self).poll_output()
+    }
+}
+
+/// The earlier of two optional deadlines (`None` = no deadline).
+pub fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
+}
