@@ -1,14 +1,22 @@
 //! The testing kit: a virtual clock, a simulated driver for one machine
 //! ([`Sim`]), an in-memory client/server [`Pair`], and the chunking check
-//! every protocol runs on its vectors ([`assert_chunking`]).
+//! every protocol runs on its vectors ([`assert_chunking`]) and the loader
+//! of the spec-vector files ([`parse_vector`], [`load_vectors`]).
 
 mod chunking;
 mod pair;
 mod sim;
+mod vectors;
 
 pub use chunking::{assert_chunking, chunkings, Chunking, Step, Trace};
 pub use pair::Pair;
 pub use sim::Sim;
+#[cfg(feature = "std")]
+pub use vectors::{load_vector, load_vectors};
+pub use vectors::{
+    parse_vector, unescape, unhex, Body, Case, Class, Escaped, Outcome, Pattern, Side, Turn,
+    Vector, VectorError,
+};
 
 use crate::time::{Duration, Instant, Now, UnixTime};
 
