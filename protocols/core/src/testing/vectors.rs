@@ -281,7 +281,9 @@ impl Vector {
     /// `Data`, `C eof`, `C close` and `C abort` become `Eof`, `advance`
     /// becomes `Advance`. Server turns are expectations and produce no step.
     pub fn client_steps(&self) -> Result<Vec<Step>, VectorError> {
-        let turns = self.turns().ok_or_else(|| self.err(0, "not a transcript"))?;
+        let turns = self
+            .turns()
+            .ok_or_else(|| self.err(0, "not a transcript"))?;
         if self.transport() != "tcp" {
             return Err(self.err(0, "client_steps is for tcp transcripts"));
         }
@@ -493,7 +495,11 @@ impl Class {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Piece {
     Lit(Vec<u8>),
-    Class { class: Class, min: usize, max: usize },
+    Class {
+        class: Class,
+        min: usize,
+        max: usize,
+    },
 }
 
 /// What server bytes must look like when their content depends on time or
@@ -582,7 +588,11 @@ impl Pattern {
                     // run[i]: how many bytes of the class start at i.
                     let mut run = vec![0usize; n + 1];
                     for i in (0..n).rev() {
-                        run[i] = if class.has(input[i]) { run[i + 1] + 1 } else { 0 };
+                        run[i] = if class.has(input[i]) {
+                            run[i + 1] + 1
+                        } else {
+                            0
+                        };
                     }
                     // Mark [i+min, i+min(max, run)] with a difference array.
                     let mut diff = vec![0isize; n + 2];
@@ -795,7 +805,10 @@ pub fn parse_vector(name: &str, text: &str) -> Result<Vector, VectorError> {
             let (head, form) = tok.split_once('/').unwrap_or((tok, ""));
             if let Some((side, conn)) = parse_side(head) {
                 if !cases.is_empty() {
-                    return Err(err(line, "a file holds a transcript or messages, not both".into()));
+                    return Err(err(
+                        line,
+                        "a file holds a transcript or messages, not both".into(),
+                    ));
                 }
                 if form == "match" {
                     if side == Side::Client {
@@ -819,7 +832,10 @@ pub fn parse_vector(name: &str, text: &str) -> Result<Vector, VectorError> {
                 continue;
             }
             if !turns.is_empty() && matches!(head, "bytes" | "expect" | "error") {
-                return Err(err(line, "a file holds a transcript or messages, not both".into()));
+                return Err(err(
+                    line,
+                    "a file holds a transcript or messages, not both".into(),
+                ));
             }
             match head {
                 "bytes" => {
@@ -882,7 +898,10 @@ pub fn parse_vector(name: &str, text: &str) -> Result<Vector, VectorError> {
         let args: Vec<&str> = raw[tok_end..].split_ascii_whitespace().collect();
         if let Some((side, conn)) = parse_side(tok) {
             if !cases.is_empty() {
-                return Err(err(line, "a file holds a transcript or messages, not both".into()));
+                return Err(err(
+                    line,
+                    "a file holds a transcript or messages, not both".into(),
+                ));
             }
             let turn = match args.as_slice() {
                 ["eof"] => Turn::Eof { line, side, conn },
@@ -1037,7 +1056,9 @@ mod tests {
             .unwrap();
         assert!(v.check_server(&sent, &[]).is_err());
         sent.insert(ConnId(1), b"hi\r\nmore".to_vec());
-        assert!(v.check_server(&sent, &[(ConnId(1), Close::Graceful)]).is_err());
+        assert!(v
+            .check_server(&sent, &[(ConnId(1), Close::Graceful)])
+            .is_err());
     }
 
     #[test]
