@@ -143,22 +143,40 @@ pub fn bind_unix(path: &str, mode: Option<u32>, backlog: u32) -> io::Result<Unix
 }
 
 /// A UDP socket; with multicast groups it shares the port with other
-/// members (`SO_REUSEADDR`/`SO_REUSEPORT`) and joins them. Destination
-/// addresses are requested (`IP_PKTINFO`) for [`recv_datagram`].
+/// members (`SO_REUSEADDR`/`SO_REUSEPORT`) and joins them. For a multicast
+/// endpoint `addr`'s IP names the interface to join on (and to send
+/// multicast from), while the socket binds the wildcard address, since a
+/// socket bound to a unicast address never sees datagrams sent to a group.
+/// Destination addresses are requested (`IP_PKTINFO`) for
+/// [`recv_datagram`].
 pub fn bind_udp(addr: SocketAddr, groups: &[IpAddr]) -> io::Result<UdpSocket> {
     let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    let mut bind_addr = addr;
+    let mut interface = None;
     if !groups.is_empty() {
         s.set_reuse_address(true)?;
         s.set_reuse_port(true)?;
+        if !addr.ip().is_unspecified() {
+            interface = Some(addr.ip());
+            let any = if addr.is_ipv6() {
+                IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            };
+            bind_addr = SocketAddr::new(any, addr.port());
+        }
+        if let Some(IpAddr::V4(i)) = interface {
+            s.set_multicast_if_v4(&i)?;
+        }
     }
     if addr.is_ipv6() {
         s.set_only_v6(false).ok();
     }
-    s.bind(&addr.into())?;
+    s.bind(&bind_addr.into())?;
     let sock: UdpSocket = s.into();
     enable_pktinfo(&sock, addr.is_ipv6())?;
     for g in groups {
-        multicast(&sock, &MulticastOp::Join { group: *g, interface: None })?;
+        multicast(&sock, &MulticastOp::Join { group: *g, interface })?;
     }
     Ok(sock)
 }
