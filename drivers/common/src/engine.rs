@@ -425,6 +425,23 @@ where
         slot
     }
 
+    /// Registers a stream connection the driver opens on its own for the
+    /// machine of `slot` (a client endpoint), which the machine never asked
+    /// for with `Open`. The driver answers under the returned key with
+    /// [`Engine::opened`] or [`Engine::open_failed`]; the machine sees the
+    /// returned driver-chosen id in `Opened`/`OpenFailed`. Refused past the
+    /// cap or for an unknown slot.
+    pub fn connect_client(&mut self, slot: SlotId, now: Now) -> Result<(Key, ConnId), AtCapacity> {
+        if self.live >= self.config.max_conns || !self.slots.contains_key(&slot) {
+            return Err(AtCapacity);
+        }
+        let key = self.new_key();
+        let id = self.driver_ids.next_id();
+        self.live += 1;
+        self.insert_conn(key, slot, id, Kind::Stream, false, now);
+        Ok((key, id))
+    }
+
     /// A listener accepted connection `key`. Refused past the cap (the
     /// driver closes the socket).
     pub fn accept(
