@@ -1,1 +1,28 @@
+//! # twill
+//!
+//! Network protocols as pure state machines ("sans-IO") with
+//! interchangeable drivers that supply the transport — the ideas of
+//! Python's Twisted, done the way quinn-proto, rustls and str0m do them.
+//!
+//! This facade re-exports the crates:
+//! - [`core`] — the machine contract, endpoints, the service interface and
+//!   the testing kit;
+//! - [`basic`] — framings (lines, netstrings, length prefixes) and the
+//!   small RFC services (echo, discard, chargen, daytime, qotd) plus a
+//!   chat hub;
+//! - [`driver`] — what the drivers share (the engine, sockets, `Running`);
+//! - [`std_driver`], [`mio_driver`], [`tokio_driver`] — the drivers.
+//!
+//! The `twill` command (`src/main.rs`) serves each protocol from the
+//! command line.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
+pub use twill_basic as basic;
+pub use twill_core as core;
+pub use twill_driver as driver;
+pub use twill_mio as mio_driver;
+pub use twill_std as std_driver;
+pub use twill_tokio as tokio_driver;
+
+pub mod cli;

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what the tests need and runs every test: formatting, lints (which
+# also keep clocks, threads and sockets out of protocols/), unit and
+# integration tests, real-peer tests (Python clients), and the fuzz corpus
+# replayed as regression tests. Fails loudly when a peer is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# Debian packages the real-peer tests use (none beyond Python for now).
+DEBS=(python3 python3-venv)
+missing=()
+for p in "${DEBS[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    if command -v python3 >/dev/null && python3 -c 'import venv' 2>/dev/null; then
+        : # a Python with venv is present (e.g. not Debian's); good enough
+    elif [ "$(id -u)" = 0 ]; then
+        step "apt-get install ${missing[*]}"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    else
+        echo "missing Debian packages: ${missing[*]} (run as root to install)" >&2
+        exit 1
+    fi
+fi
+
+step "Python venv for the real-peer tests"
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/py/requirements.txt
+export TWILL_PYTHON="$PWD/.venv/bin/python"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (all targets, warnings are errors)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test-output.txt
+status=${PIPESTATUS[0]}
+
+passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+echo
+echo "${passed} passed, ${failed} failed"
+exit "$status"

@@ -1,0 +1,189 @@
+//! The `twill` command line: `twill echo|discard|chargen|daytime|qotd|chat
+//! --listen ENDPOINT … --driver std|mio|tokio`.
+//!
+//! Every server subcommand takes the same flags ([`ServeArgs`]); errors are
+//! one line on stderr and exit code 2, never a panic or a backtrace.
+
+use std::ffi::OsString;
+use std::fmt::Debug;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use twill_core::{Machine, Service, ServerEndpoint};
+use twill_driver::{BindError, EngineConfig, Mode, Running, ServeOptions};
+
+/// Exit code for usage errors, bad endpoints and bind failures.
+pub const EXIT_USAGE: i32 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "twill", version, about = "Network protocols as sans-IO state machines, served by std, mio or tokio drivers")]
+struct Cli {
+    /// Log level: error, warn, info, debug or trace (or a tracing filter).
+    #[arg(long, global = true, default_value = "info")]
+    log_level: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Which driver runs the machines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Driver {
+    /// Blocking std: a thread per connection.
+    Std,
+    /// A single-threaded mio reactor.
+    Mio,
+    /// Tokio.
+    Tokio,
+}
+
+/// The flags every server subcommand takes.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// Where to listen (repeatable): tcp:PORT[:interface=ADDR][:backlog=N],
+    /// tcp6:PORT, unix:PATH[:mode=660], udp:PORT[:multicast=GROUP].
+    #[arg(long = "listen", value_name = "ENDPOINT", value_parser = parse_endpoint)]
+    pub listen: Vec<ServerEndpoint>,
+    /// The driver.
+    #[arg(long, value_enum, default_value = "mio")]
+    pub driver: Driver,
+    /// Most simultaneous connections.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_conns: usize,
+    /// Drop a connection idle (nothing read or flushed) for this many
+    /// seconds; 0 disables.
+    #[arg(long, default_value_t = 300)]
+    pub idle_timeout: u64,
+}
+
+fn parse_endpoint(s: &str) -> Result<ServerEndpoint, String> {
+    s.parse().map_err(|e| format!("{e}"))
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Echo (RFC 862): every byte comes back; TCP and UDP.
+    Echo(ServeArgs),
+    /// Discard (RFC 863): every byte is dropped.
+    Discard(ServeArgs),
+    /// Character generator (RFC 864), paced by the reader.
+    Chargen(ServeArgs),
+    /// Daytime (RFC 867): the date, then close.
+    Daytime(ServeArgs),
+    /// Quote of the day (RFC 865).
+    Qotd {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// The quote (at most 512 characters).
+        #[arg(long, default_value = "Not everything that can be counted counts, and not everything that counts can be counted.")]
+        quote: String,
+    },
+    /// A line chat: each line from one client goes to all the others (one
+    /// hub machine over every connection).
+    Chat(ServeArgs),
+}
+
+/// Logs every event of a machine at debug level: the service of the
+/// protocols that need no application.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LogEvents;
+
+impl<M: Machine> Service<M> for LogEvents
+where
+    M::Event: Debug,
+{
+    type Done = ();
+    fn on_event(&mut self, _cx: &mut twill_core::Cx<'_, M, ()>, event: M::Event) {
+        tracing::debug!(?event, "event");
+    }
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return code;
+        }
+    };
+    if let Err(e) = init_logging(&cli.log_level) {
+        eprintln!("twill: {e}");
+        return EXIT_USAGE;
+    }
+    match run(cli.command) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("twill: {e}");
+            EXIT_USAGE
+        }
+    }
+}
+
+fn init_logging(level: &str) -> Result<(), String> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| format!("invalid --log-level {level:?}: {e}"))?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+    Ok(())
+}
+
+fn run(cmd: Command) -> Result<(), String> {
+    use twill_basic::{chargen::Chargen, chat::Chat, daytime::Daytime, discard::Discard, echo::Echo, qotd::Qotd};
+    match cmd {
+        Command::Echo(a) => serve(a, "tcp:7000", Mode::Factory, || (Echo::new(), LogEvents)),
+        Command::Discard(a) => serve(a, "tcp:7009", Mode::Factory, || (Discard::new(), LogEvents)),
+        Command::Chargen(a) => serve(a, "tcp:7019", Mode::Factory, || (Chargen::new(), LogEvents)),
+        Command::Daytime(a) => serve(a, "tcp:7013", Mode::Factory, || (Daytime::new(), LogEvents)),
+        Command::Qotd { serve: a, quote } => {
+            let q = Qotd::new(quote.into_bytes().into()).map_err(|e| format!("--quote: {e}"))?;
+            serve(a, "tcp:7017", Mode::Factory, move || (q.clone(), LogEvents))
+        }
+        Command::Chat(a) => serve(a, "tcp:7070", Mode::Hub, || (Chat::new(), LogEvents)),
+    }
+}
+
+/// Serves `make`'s machines on the endpoints of `args` with the chosen
+/// driver until the process is stopped.
+pub fn serve<M, S, F>(args: ServeArgs, default: &str, mode: Mode, make: F) -> Result<(), String>
+where
+    M: Machine + Send + 'static,
+    S: Service<M> + Send + 'static,
+    F: FnMut() -> (M, S) + Send + 'static,
+{
+    let running = start(args, default, mode, make).map_err(|e| e.to_string())?;
+    for a in running.local_addrs() {
+        tracing::info!("listening on {a}");
+    }
+    running.wait().map_err(|e| format!("server failed: {e}"))
+}
+
+/// Starts serving without waiting (for tests and embedding).
+pub fn start<M, S, F>(args: ServeArgs, default: &str, mode: Mode, make: F) -> Result<Running<M>, BindError>
+where
+    M: Machine + Send + 'static,
+    S: Service<M> + Send + 'static,
+    F: FnMut() -> (M, S) + Send + 'static,
+{
+    let mut endpoints = args.listen;
+    if endpoints.is_empty() {
+        endpoints.push(default.parse().expect("built-in default endpoints parse"));
+    }
+    let opts = ServeOptions {
+        endpoints,
+        mode,
+        config: EngineConfig {
+            max_conns: args.max_conns,
+            idle_timeout: (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout)),
+            ..EngineConfig::default()
+        },
+    };
+    match args.driver {
+        Driver::Std => twill_std::spawn(opts, make),
+        Driver::Mio => twill_mio::spawn(opts, make),
+        Driver::Tokio => twill_tokio::spawn(opts, make),
+    }
+}
