@@ -38,9 +38,8 @@ impl SystemClock {
 
 impl Clock for SystemClock {
     fn now(&self) -> Now {
-        let mono = Instant::from_nanos(
-            u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX),
-        );
+        let mono =
+            Instant::from_nanos(u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX));
         let wall = match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
             Ok(d) => UnixTime::new(d.as_secs() as i64, d.subsec_nanos()),
             Err(e) => UnixTime::new(-(e.duration().as_secs() as i64), 0),

@@ -14,8 +14,8 @@
 //! drivers differ only in how they move bytes, never in what the contract
 //! means.
 
-use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fs::File;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -135,7 +135,9 @@ impl<D> std::fmt::Debug for Action<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Action::Write { key, chunk } => write!(f, "Write({key}, {} bytes)", chunk.len()),
-            Action::SendTo { key, to, bytes } => write!(f, "SendTo({key}, {to}, {} bytes)", bytes.len()),
+            Action::SendTo { key, to, bytes } => {
+                write!(f, "SendTo({key}, {to}, {} bytes)", bytes.len())
+            }
             Action::Open { key, how } => write!(f, "Open({key}, {how:?})"),
             Action::Multicast { key, op } => write!(f, "Multicast({key}, {op:?})"),
             Action::Read { key, on } => write!(f, "Read({key}, {on})"),
@@ -310,7 +312,11 @@ where
 {
     /// An engine that makes machines with `make`: once (hub) or per
     /// connection (factory).
-    pub fn new(mode: Mode, config: EngineConfig, make: impl FnMut() -> (M, S) + Send + 'static) -> Self {
+    pub fn new(
+        mode: Mode,
+        config: EngineConfig,
+        make: impl FnMut() -> (M, S) + Send + 'static,
+    ) -> Self {
         Engine {
             mode,
             make: Box::new(make),
@@ -649,7 +655,9 @@ where
             self.host.timers.pop();
             match timer {
                 Timer::Machine(slot) => {
-                    let Some(s) = self.slots.get_mut(&slot) else { continue };
+                    let Some(s) = self.slots.get_mut(&slot) else {
+                        continue;
+                    };
                     if s.deadline.is_some_and(|d| d <= now.mono) {
                         s.deadline = None;
                         s.machine.handle_timeout(now);
@@ -657,7 +665,14 @@ where
                     }
                 }
                 Timer::Service(slot, token, gen) => {
-                    if self.host.timer_gen.get(&(slot, token)).copied().unwrap_or(0) == gen {
+                    if self
+                        .host
+                        .timer_gen
+                        .get(&(slot, token))
+                        .copied()
+                        .unwrap_or(0)
+                        == gen
+                    {
                         self.with_service(slot, now, |svc, cx| svc.on_timer(cx, token));
                     }
                 }
@@ -699,7 +714,15 @@ where
         id
     }
 
-    fn insert_conn(&mut self, key: Key, slot: SlotId, id: ConnId, kind: Kind, open: bool, now: Now) {
+    fn insert_conn(
+        &mut self,
+        key: Key,
+        slot: SlotId,
+        id: ConnId,
+        kind: Kind,
+        open: bool,
+        now: Now,
+    ) {
         if let Some(s) = self.slots.get_mut(&slot) {
             s.conns.insert(id, key);
         }
@@ -721,7 +744,9 @@ where
         );
         if kind == Kind::Stream {
             if let Some(idle) = self.config.idle_timeout {
-                self.host.timers.push(Reverse((now.mono + idle, Timer::Idle(key))));
+                self.host
+                    .timers
+                    .push(Reverse((now.mono + idle, Timer::Idle(key))));
             }
         }
     }
@@ -835,7 +860,9 @@ where
                 }
                 Output::SendTo { sock, to, bytes } => {
                     if let Some(&key) = s.conns.get(&sock) {
-                        self.host.actions.push_back(Action::SendTo { key, to, bytes });
+                        self.host
+                            .actions
+                            .push_back(Action::SendTo { key, to, bytes });
                     }
                 }
                 Output::Event(e) => {

@@ -176,7 +176,13 @@ pub fn bind_udp(addr: SocketAddr, groups: &[IpAddr]) -> io::Result<UdpSocket> {
     let sock: UdpSocket = s.into();
     enable_pktinfo(&sock, addr.is_ipv6())?;
     for g in groups {
-        multicast(&sock, &MulticastOp::Join { group: *g, interface })?;
+        multicast(
+            &sock,
+            &MulticastOp::Join {
+                group: *g,
+                interface,
+            },
+        )?;
     }
     Ok(sock)
 }
@@ -266,14 +272,22 @@ pub fn multicast(sock: &impl AsFd, op: &MulticastOp) -> io::Result<()> {
     };
     let v6 = s.local_addr()?.is_ipv6();
     match op {
-        MulticastOp::Join { group: IpAddr::V4(g), interface } => {
-            s.join_multicast_v4(g, &v4_if(interface))
-        }
-        MulticastOp::Leave { group: IpAddr::V4(g), interface } => {
-            s.leave_multicast_v4(g, &v4_if(interface))
-        }
-        MulticastOp::Join { group: IpAddr::V6(g), .. } => s.join_multicast_v6(g, 0),
-        MulticastOp::Leave { group: IpAddr::V6(g), .. } => s.leave_multicast_v6(g, 0),
+        MulticastOp::Join {
+            group: IpAddr::V4(g),
+            interface,
+        } => s.join_multicast_v4(g, &v4_if(interface)),
+        MulticastOp::Leave {
+            group: IpAddr::V4(g),
+            interface,
+        } => s.leave_multicast_v4(g, &v4_if(interface)),
+        MulticastOp::Join {
+            group: IpAddr::V6(g),
+            ..
+        } => s.join_multicast_v6(g, 0),
+        MulticastOp::Leave {
+            group: IpAddr::V6(g),
+            ..
+        } => s.leave_multicast_v6(g, 0),
         MulticastOp::Ttl(t) if v6 => s.set_multicast_hops_v6(*t),
         MulticastOp::Ttl(t) => s.set_multicast_ttl_v4(*t),
         MulticastOp::Loopback(on) if v6 => s.set_multicast_loop_v6(*on),
@@ -291,7 +305,8 @@ pub fn set_abortive(sock: &impl AsFd) {
 /// Sends up to `len` bytes of `file` from `offset` with `sendfile`;
 /// returns how many went (may be short on a non-blocking socket).
 pub fn sendfile(sock: &impl AsFd, file: &File, offset: u64, len: u64) -> io::Result<usize> {
-    let mut off = i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut off =
+        i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     let count = usize::try_from(len.min(1 << 30)).unwrap_or(1 << 30);
     match nix::sys::sendfile::sendfile(sock, file, Some(&mut off), count) {
         Ok(0) if count > 0 => Err(io::Error::new(
@@ -327,7 +342,10 @@ pub fn resolve(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
         .map_err(|e| io::Error::new(io::ErrorKind::NotFound, format!("{host}: {e}")))?
         .collect();
     if addrs.is_empty() {
-        return Err(io::Error::new(io::ErrorKind::NotFound, format!("{host}: no addresses")));
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("{host}: no addresses"),
+        ));
     }
     Ok(addrs)
 }
