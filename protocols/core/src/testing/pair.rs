@@ -22,6 +22,8 @@ pub struct Pair<C: Machine, S: Machine> {
     links: Vec<(ConnId, ConnId)>,
     server_ids: IdAllocator,
     client_ids: IdAllocator,
+    /// How many of each side's closes were delivered to the other.
+    closes_seen: (usize, usize),
 }
 
 impl<C: Machine, S: Machine> Pair<C, S>
@@ -37,6 +39,7 @@ where
             links: Vec::new(),
             server_ids: IdAllocator::for_driver(),
             client_ids: IdAllocator::for_driver(),
+            closes_seen: (0, 0),
         }
     }
 
@@ -63,7 +66,6 @@ where
     /// Moves bytes, closes and connects between the two until neither side
     /// has anything in flight.
     pub fn run(&mut self) {
-        let mut closes_seen = (0usize, 0usize);
         for _ in 0..1_000_000 {
             let mut progress = false;
             // Client `Open { Connect }`s reach the server.
@@ -93,17 +95,17 @@ where
                     progress = true;
                 }
             }
-            while closes_seen.0 < self.client.closes.len() {
-                let (c, how) = self.client.closes[closes_seen.0];
-                closes_seen.0 += 1;
+            while self.closes_seen.0 < self.client.closes.len() {
+                let (c, how) = self.client.closes[self.closes_seen.0];
+                self.closes_seen.0 += 1;
                 if let Some(s) = self.server_of(c) {
                     self.deliver_close_to_server(s, how);
                 }
                 progress = true;
             }
-            while closes_seen.1 < self.server.closes.len() {
-                let (s, how) = self.server.closes[closes_seen.1];
-                closes_seen.1 += 1;
+            while self.closes_seen.1 < self.server.closes.len() {
+                let (s, how) = self.server.closes[self.closes_seen.1];
+                self.closes_seen.1 += 1;
                 if let Some(c) = self.client_of(s) {
                     self.deliver_close_to_client(c, how);
                 }
