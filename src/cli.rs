@@ -172,6 +172,18 @@ where
     if endpoints.is_empty() {
         endpoints.push(default.parse().expect("built-in default endpoints parse"));
     }
+    if let Some(ep) = endpoints
+        .iter()
+        .find(|e| matches!(e, ServerEndpoint::Tcp { tls: Some(_), .. }))
+    {
+        // Serving an `ssl:` endpoint in plaintext would be worse than
+        // refusing it.
+        return Err(BindError {
+            endpoint: ep.to_string(),
+            message: "TLS endpoints are parsed but not served until the TLS layer lands".into(),
+            kind: std::io::ErrorKind::Unsupported,
+        });
+    }
     let opts = ServeOptions {
         endpoints,
         mode,

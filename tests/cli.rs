@@ -67,3 +67,10 @@ fn missing_socket_directory_is_one_line() {
     assert!(err.contains("does not exist"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn ssl_endpoint_is_refused_until_tls_lands() {
+    let (code, _, err) = twill(&["echo", "--listen", "ssl:0:privateKey=k.pem"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("TLS"), "{err}");
+}
