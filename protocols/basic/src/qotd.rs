@@ -44,6 +44,17 @@ impl Default for Qotd {
     }
 }
 
+/// A fresh service with the same quote (for a factory of per-connection
+/// machines).
+impl Clone for Qotd {
+    fn clone(&self) -> Self {
+        Qotd {
+            quote: self.quote.clone(),
+            ..Qotd::default()
+        }
+    }
+}
+
 impl Qotd {
     /// A service sending `quote`.
     ///
