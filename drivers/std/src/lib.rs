@@ -1,1 +1,29 @@
-//! placeholder
+//! # twill-std: the blocking driver
+//!
+//! Runs any twill [`Machine`](twill_core::Machine) over real sockets with
+//! plain threads and blocking I/O — no reactor, no runtime.
+//!
+//! - **Servers**: [`spawn`] binds the endpoints of a
+//!   [`ServeOptions`](twill_driver::ServeOptions) and serves them on
+//!   background threads until [`Running::stop`](twill_driver::Running::stop).
+//!   Every machine host ([`Engine`](twill_driver::Engine)) gets one *machine
+//!   thread* that owns it and receives everything that happens to its
+//!   sockets through one channel; each stream socket has a reader thread
+//!   (blocking reads, paused by backpressure) and a writer thread (vectored
+//!   writes, `sendfile`, graceful close), so a peer that does not read never
+//!   blocks timers, reads or other connections. In hub mode one engine
+//!   serves every connection; in factory mode each accepted connection gets
+//!   an engine — and so a thread — of its own, up to the connection cap.
+//! - **Clients**: [`Conn`] drives one machine over one connection from the
+//!   caller's thread: [`Conn::next_event`], [`Conn::flush`].
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod client;
+mod event_loop;
+mod server;
+mod socket;
+
+pub use client::{Conn, Events};
+pub use server::spawn;
+pub use twill_driver::{BindError, LocalAddr, Running, ServeOptions, SlotHandle};
