@@ -1,0 +1,1213 @@
+//! The reactor every engine of this driver runs in: one [`Core`] owns one
+//! [`Engine`] and every socket of that engine's machines, and moves their
+//! bytes from a single task.
+//!
+//! Sockets are driven with tokio's readiness API (`poll_read_ready`,
+//! `try_read`, `try_write_vectored`, …) and a waker per socket: when tokio
+//! says a socket may be ready, the socket's waker puts its key on a
+//! [`ReadyList`] and wakes the task, which then serves only the sockets on
+//! the list. So a hub with thousands of connections costs O(ready) per
+//! wakeup, a factory connection is one task with no channel hops, and
+//! nothing is ever lost by cancellation: every byte read is handed to the
+//! engine synchronously, before the next `.await`, and every `.await` in
+//! [`Core::wait`] is a readiness or channel wait that can be dropped at
+//! any time (this is what makes `Conn::next_event` cancellation-safe).
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use socket2::SockRef;
+use tokio::io::Interest;
+use tokio::net::{TcpStream, UdpSocket, UnixStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use twill_core::service::{Command, Gone};
+use twill_core::{Addr, Close, Machine, Now, Open, OpenError, Service};
+use twill_driver::engine::{Action, Chunk, Engine, Key, SlotId};
+use twill_driver::{net, Clock, SlotHandle, SystemClock};
+
+use crate::io::{accept_error_is_transient, ListenIo, Stream};
+
+/// Bytes read per `try_read` (one buffer per worker thread, not per
+/// connection: see [`with_read_buf`]).
+const READ_BUF: usize = 64 * 1024;
+/// Reads of one socket per turn before other sockets get theirs.
+const READS_PER_TURN: usize = 8;
+/// Writes of one socket per turn (a chargen peer that reads as fast as we
+/// write must not starve the rest).
+const WRITES_PER_TURN: usize = 16;
+/// Datagrams received per socket per turn.
+const DGRAMS_PER_TURN: usize = 64;
+/// Connections accepted per listener per turn.
+const ACCEPTS_PER_TURN: usize = 64;
+/// Messages from other tasks handled per turn.
+const EVENTS_PER_TURN: usize = 256;
+/// Datagrams waiting for a writable socket; more are dropped (UDP is
+/// lossy anyway, and the queue must stay bounded).
+const MAX_DGRAM_QUEUE: usize = 1024;
+/// Slices gathered into one vectored write.
+const MAX_IOV: usize = 64;
+/// `Open { Connect }` without a timeout gives up after this long.
+pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a gracefully closed socket keeps draining the peer's input,
+/// so that unread input does not turn our close into a reset that could
+/// destroy the reply still in flight.
+const LINGER: Duration = Duration::from_secs(2);
+/// Pause after an accept error that is not about one connection (e.g. out
+/// of descriptors), so the listener does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+thread_local! {
+    static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUF].into_boxed_slice());
+}
+
+/// Runs `f` with this thread's read buffer. Reads are handed to the engine
+/// (which copies what it keeps) before `f` returns, so one buffer per
+/// worker thread serves every connection.
+fn with_read_buf<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    READ_BUFFER.with(|b| match b.try_borrow_mut() {
+        Ok(mut b) => f(&mut b),
+        // Only reachable if a machine's callback re-entered another core on
+        // this thread; correct, just slower.
+        Err(_) => f(&mut vec![0; READ_BUF]),
+    })
+}
+
+fn would_block(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+// ---- the ready list ------------------------------------------------------
+
+/// Keys of sockets tokio says may be ready, and the task to wake.
+#[derive(Default)]
+pub(crate) struct ReadyList {
+    inner: Mutex<ReadyInner>,
+}
+
+#[derive(Default)]
+struct ReadyInner {
+    keys: Vec<Key>,
+    task: Option<Waker>,
+}
+
+impl ReadyList {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ReadyInner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, key: Key) {
+        let task = {
+            let mut g = self.lock();
+            g.keys.push(key);
+            g.task.take()
+        };
+        if let Some(t) = task {
+            t.wake();
+        }
+    }
+
+    fn take_into(&self, out: &mut Vec<Key>) {
+        out.append(&mut self.lock().keys);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().keys.is_empty()
+    }
+
+    /// Ready once a key is on the list. Stateless, so cancellation-safe.
+    fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut g = self.lock();
+        if !g.keys.is_empty() {
+            return Poll::Ready(());
+        }
+        if !g.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            g.task = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// The waker tokio holds for one socket: it names the socket.
+struct SockWaker {
+    key: Key,
+    list: Arc<ReadyList>,
+}
+
+impl Wake for SockWaker {
+    fn wake(self: Arc<Self>) {
+        self.list.push(self.key);
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.list.push(self.key);
+    }
+}
+
+// ---- shared server state ---------------------------------------------------
+
+/// Stops a server from any thread (a service's `Action::Stop`, the CLI's
+/// Ctrl-C, `Running::stop`).
+#[derive(Clone, Debug)]
+pub struct Stopper(Arc<watch::Sender<bool>>);
+
+impl Stopper {
+    pub(crate) fn new() -> Stopper {
+        Stopper(Arc::new(watch::channel(false).0))
+    }
+
+    /// Asks the server to stop: listeners close, connections are aborted.
+    pub fn stop(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether [`Stopper::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    pub(crate) fn subscribe(&self) -> watch::Receiver<bool> {
+        self.0.subscribe()
+    }
+}
+
+/// Whether a stop was asked for (or every stopper is gone).
+pub(crate) fn stop_requested(rx: &watch::Receiver<bool>) -> bool {
+    *rx.borrow() || rx.has_changed().is_err()
+}
+
+/// The connection cap shared by the tasks of a factory server, whose
+/// per-connection engines cannot see each other's counts.
+#[derive(Debug)]
+pub(crate) struct Cap {
+    live: AtomicUsize,
+    max: usize,
+}
+
+impl Cap {
+    pub(crate) fn new(max: usize) -> Arc<Cap> {
+        Arc::new(Cap {
+            live: AtomicUsize::new(0),
+            max,
+        })
+    }
+
+    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<CapGuard> {
+        if self.live.fetch_add(1, Ordering::SeqCst) >= self.max {
+            self.live.fetch_sub(1, Ordering::SeqCst);
+            return None;
+        }
+        Some(CapGuard(self.clone()))
+    }
+}
+
+/// One connection's place under the cap, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct CapGuard(Arc<Cap>);
+
+impl Drop for CapGuard {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+// ---- sockets ---------------------------------------------------------------
+
+/// What other tasks tell a core.
+pub(crate) enum Ev<M, D> {
+    /// A handle's command.
+    Call(SlotId, Command<M>),
+    /// Blocking work finished.
+    Done(SlotId, D),
+    /// A connect started for `Open` finished.
+    Connected(Key, io::Result<Stream>),
+}
+
+/// A stream's queued output, written in order.
+#[derive(Default)]
+struct WriteQueue {
+    chunks: VecDeque<Chunk>,
+    /// Bytes of the front chunk already written.
+    front_done: u64,
+}
+
+impl WriteQueue {
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn push(&mut self, c: Chunk) {
+        if !c.is_empty() {
+            self.chunks.push_back(c);
+        }
+    }
+
+    fn advance(&mut self, mut n: u64) {
+        while n > 0 {
+            let Some(front) = self.chunks.front() else {
+                return;
+            };
+            let rest = front.len() - self.front_done;
+            if n >= rest {
+                n -= rest;
+                self.chunks.pop_front();
+                self.front_done = 0;
+            } else {
+                self.front_done += n;
+                n = 0;
+            }
+        }
+    }
+}
+
+/// "WriteHalf" then "Graceful" may both be asked for; the stronger wins.
+fn merge_close(old: Option<Close>, new: Close) -> Option<Close> {
+    match (old, new) {
+        (Some(Close::Graceful), _) => Some(Close::Graceful),
+        (_, how) => Some(how),
+    }
+}
+
+struct StreamSock {
+    io: Stream,
+    waker: Waker,
+    out: WriteQueue,
+    /// A close to carry out once `out` is flushed.
+    then: Option<Close>,
+    eof: bool,
+    write_shut: bool,
+    /// `sendfile` refused this socket (EINVAL/ENOSYS): copy instead.
+    no_sendfile: bool,
+    _cap: Option<CapGuard>,
+}
+
+impl StreamSock {
+    /// One write from the front of the queue: a vectored write over the
+    /// leading in-memory chunks, or a `sendfile` of a file chunk.
+    fn write_some(&mut self) -> io::Result<usize> {
+        match self.out.chunks.front() {
+            None => Ok(0),
+            Some(Chunk::File { file, offset, len }) => {
+                let off = offset + self.out.front_done;
+                let rest = len - self.out.front_done;
+                if !self.no_sendfile {
+                    let io = &self.io;
+                    match io.try_io(Interest::WRITABLE, || net::sendfile(io, file, off, rest)) {
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                io::ErrorKind::InvalidInput | io::ErrorKind::Unsupported
+                            ) =>
+                        {
+                            tracing::debug!(error = %e, "sendfile refused; copying instead");
+                            self.no_sendfile = true;
+                        }
+                        r => return r,
+                    }
+                }
+                let mut tmp =
+                    vec![0; usize::try_from(rest.min(READ_BUF as u64)).unwrap_or(READ_BUF)];
+                let got = file.read_at(&mut tmp, off)?;
+                if got == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shorter than the range sent",
+                    ));
+                }
+                self.io.try_write(&tmp[..got])
+            }
+            Some(Chunk::Bytes(_)) => {
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                let mut n = 0;
+                for (i, c) in self.out.chunks.iter().enumerate() {
+                    let Chunk::Bytes(b) = c else { break };
+                    let skip = if i == 0 {
+                        self.out.front_done as usize
+                    } else {
+                        0
+                    };
+                    iov[n] = IoSlice::new(&b[skip.min(b.len())..]);
+                    n += 1;
+                    if n == MAX_IOV {
+                        break;
+                    }
+                }
+                self.io.try_write_vectored(&iov[..n])
+            }
+        }
+    }
+}
+
+struct ListenerSock {
+    io: ListenIo,
+    waker: Waker,
+    /// After a process-level accept error, accept again only after this.
+    backoff_until: Option<tokio::time::Instant>,
+}
+
+struct UdpSock {
+    io: UdpSocket,
+    waker: Waker,
+    local: IpAddr,
+    out: VecDeque<(SocketAddr, Bytes)>,
+}
+
+enum Sock {
+    Stream(StreamSock),
+    Listener(ListenerSock),
+    Udp(UdpSock),
+}
+
+/// An `Open { Connect | ConnectUnix }` under way. Output the machine
+/// transmits meanwhile waits here.
+struct Pending {
+    task: JoinHandle<()>,
+    out: WriteQueue,
+    then: Option<Close>,
+}
+
+/// The state of one socket's output, for `Conn::flush`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WriteState {
+    /// Everything written.
+    Flushed,
+    /// Bytes wait (or the connection is still being opened).
+    Busy,
+    /// The socket is gone.
+    Gone,
+}
+
+// ---- the core --------------------------------------------------------------
+
+/// One engine and its sockets; see the module docs.
+pub(crate) struct Core<M: Machine, S: Service<M>> {
+    pub(crate) engine: Engine<M, S>,
+    clock: SystemClock,
+    socks: HashMap<Key, Sock>,
+    pending: HashMap<Key, Pending>,
+    ready: Arc<ReadyList>,
+    /// Keys to serve on the next turn that tokio did not name (new data
+    /// to write, reading switched back on, a turn's budget used up).
+    local_ready: Vec<Key>,
+    scratch: Vec<Key>,
+    tx: mpsc::UnboundedSender<Ev<M, S::Done>>,
+    rx: mpsc::UnboundedReceiver<Ev<M, S::Done>>,
+    stop: Option<Stopper>,
+    /// No reads at all while set (a `Conn` whose application has not
+    /// taken its events yet).
+    reads_paused: bool,
+    /// The socket a `Conn` watches, and how it failed.
+    pub(crate) watch: Option<Key>,
+    pub(crate) watch_error: Option<io::Error>,
+}
+
+impl<M, S> Core<M, S>
+where
+    M: Machine + 'static,
+    S: Service<M>,
+    S::Done: Send + 'static,
+{
+    /// A core around `engine`; `stop` is what a service's `Action::Stop`
+    /// triggers.
+    pub(crate) fn new(engine: Engine<M, S>, stop: Option<Stopper>) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Core {
+            engine,
+            clock: SystemClock::new(),
+            socks: HashMap::new(),
+            pending: HashMap::new(),
+            ready: Arc::new(ReadyList::default()),
+            local_ready: Vec::new(),
+            scratch: Vec::new(),
+            tx,
+            rx,
+            stop,
+            reads_paused: false,
+            watch: None,
+            watch_error: None,
+        }
+    }
+
+    pub(crate) fn now(&self) -> Now {
+        self.clock.now()
+    }
+
+    /// A handle whose commands run on this core's task.
+    pub(crate) fn slot_handle(&self, slot: SlotId) -> SlotHandle<M> {
+        let tx = self.tx.clone();
+        SlotHandle::new(slot, move |slot, f| {
+            tx.send(Ev::Call(slot, f)).map_err(|_| Gone)
+        })
+    }
+
+    /// A sender for commands wrapped by the caller (the `Conn` handle).
+    pub(crate) fn sender(&self) -> mpsc::UnboundedSender<Ev<M, S::Done>> {
+        self.tx.clone()
+    }
+
+    fn waker(&self, key: Key) -> Waker {
+        Waker::from(Arc::new(SockWaker {
+            key,
+            list: self.ready.clone(),
+        }))
+    }
+
+    // ---- registering sockets -------------------------------------------
+
+    /// Registers a listener the driver bound for an endpoint.
+    pub(crate) fn add_listener(&mut self, io: ListenIo) -> Key {
+        let key = self.engine.new_key();
+        self.engine.add_listener(key);
+        let waker = self.waker(key);
+        self.socks.insert(
+            key,
+            Sock::Listener(ListenerSock {
+                io,
+                waker,
+                backoff_until: None,
+            }),
+        );
+        self.local_ready.push(key);
+        key
+    }
+
+    /// Registers a datagram socket the driver bound for an endpoint.
+    pub(crate) fn add_udp(&mut self, io: UdpSocket) -> Key {
+        let key = self.engine.new_key();
+        let local = io
+            .local_addr()
+            .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+        let waker = self.waker(key);
+        self.socks.insert(
+            key,
+            Sock::Udp(UdpSock {
+                io,
+                waker,
+                local,
+                out: VecDeque::new(),
+            }),
+        );
+        let now = self.now();
+        self.engine.add_socket(key, now);
+        self.local_ready.push(key);
+        key
+    }
+
+    /// A listener (`listener` is its engine key) accepted `io`. Past the
+    /// cap the engine refuses and the socket is closed at once.
+    pub(crate) fn add_accepted(
+        &mut self,
+        listener: Key,
+        io: Stream,
+        cap: Option<CapGuard>,
+    ) -> Option<Key> {
+        let key = self.engine.new_key();
+        let (local, peer) = io.addrs();
+        let now = self.now();
+        let waker = self.waker(key);
+        self.socks
+            .insert(key, Sock::Stream(Self::stream_sock(io, waker, cap)));
+        match self.engine.accept(listener, key, local, peer, now) {
+            Ok(()) => {
+                self.local_ready.push(key);
+                Some(key)
+            }
+            Err(_) => {
+                tracing::debug!("connection limit reached; closing the new connection");
+                self.socks.remove(&key);
+                None
+            }
+        }
+    }
+
+    fn stream_sock(io: Stream, waker: Waker, cap: Option<CapGuard>) -> StreamSock {
+        StreamSock {
+            io,
+            waker,
+            out: WriteQueue::default(),
+            then: None,
+            eof: false,
+            write_shut: false,
+            no_sendfile: false,
+            _cap: cap,
+        }
+    }
+
+    /// Starts connecting `key` (registered with the engine, which awaits
+    /// `opened`/`open_failed`): a task resolves and connects, off this one.
+    pub(crate) fn start_connect(&mut self, key: Key, how: Open) {
+        let tx = self.tx.clone();
+        let task = match how {
+            Open::Connect {
+                host,
+                port,
+                timeout,
+            } => tokio::spawn(async move {
+                let r = connect_tcp(host, port, timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT)).await;
+                let _ = tx.send(Ev::Connected(key, r));
+            }),
+            Open::ConnectUnix { path } => tokio::spawn(async move {
+                let r = UnixStream::connect(&path).await.map(Stream::Unix);
+                let _ = tx.send(Ev::Connected(key, r));
+            }),
+            _ => return,
+        };
+        self.pending.insert(
+            key,
+            Pending {
+                task,
+                out: WriteQueue::default(),
+                then: None,
+            },
+        );
+    }
+
+    // ---- the loop ------------------------------------------------------
+
+    /// Does everything that can be done now without waiting: messages from
+    /// other tasks, due timers, the engine's actions and one turn of the
+    /// ready sockets.
+    pub(crate) fn step(&mut self) {
+        for _ in 0..EVENTS_PER_TURN {
+            match self.rx.try_recv() {
+                Ok(ev) => self.handle_ev(ev),
+                Err(_) => break,
+            }
+        }
+        if let Some(d) = self.engine.next_deadline() {
+            let now = self.now();
+            if d <= now.mono {
+                self.engine.timeout(now);
+            }
+        }
+        self.apply_actions();
+        let mut keys = std::mem::take(&mut self.scratch);
+        keys.append(&mut self.local_ready);
+        self.ready.take_into(&mut keys);
+        keys.sort_unstable();
+        keys.dedup();
+        for &key in &keys {
+            self.service(key);
+            self.apply_actions();
+        }
+        keys.clear();
+        self.scratch = keys;
+    }
+
+    fn has_work(&self) -> bool {
+        !self.local_ready.is_empty() || self.engine.has_actions() || !self.ready.is_empty()
+    }
+
+    /// Waits until there may be something for [`Core::step`] to do (or
+    /// `stop` changes). Every branch is cancellation-safe; a message
+    /// received is handled before returning.
+    pub(crate) async fn wait(&mut self, stop: Option<&mut watch::Receiver<bool>>) {
+        if self.has_work() {
+            // Busy: let the scheduler run others when our budget is spent
+            // (tokio's own resources answer Pending then, so without this
+            // a busy core would spin).
+            tokio::task::consume_budget().await;
+            return;
+        }
+        let deadline = self
+            .engine
+            .next_deadline()
+            .map(|d| tokio::time::Instant::from_std(self.clock.to_std(d)));
+        let ready = self.ready.clone();
+        let stop_changed = async {
+            match stop {
+                Some(rx) => {
+                    let _ = rx.changed().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            ev = self.rx.recv() => {
+                if let Some(ev) = ev {
+                    self.handle_ev(ev);
+                }
+            }
+            () = poll_fn(|cx| ready.poll_wait(cx)) => {}
+            () = sleep_until(deadline), if deadline.is_some() => {}
+            () = stop_changed => {}
+        }
+    }
+
+    fn handle_ev(&mut self, ev: Ev<M, S::Done>) {
+        let now = self.now();
+        match ev {
+            Ev::Call(slot, f) => self.engine.call(slot, f, now),
+            Ev::Done(slot, d) => self.engine.done(slot, d, now),
+            Ev::Connected(key, r) => self.connected(key, r),
+        }
+    }
+
+    fn connected(&mut self, key: Key, r: io::Result<Stream>) {
+        // Not pending any more: aborted meanwhile; the socket just closes.
+        let Some(p) = self.pending.remove(&key) else {
+            return;
+        };
+        let now = self.now();
+        match r {
+            Ok(io) => {
+                let (local, peer) = io.addrs();
+                let waker = self.waker(key);
+                let mut s = Self::stream_sock(io, waker, None);
+                s.out = p.out;
+                s.then = p.then;
+                self.socks.insert(key, Sock::Stream(s));
+                self.local_ready.push(key);
+                self.engine.opened(key, local, peer, now);
+            }
+            Err(e) => {
+                tracing::debug!(key, error = %e, "connect failed");
+                let error = net::open_error(&e);
+                if self.watch == Some(key) {
+                    self.watch_error = Some(e);
+                }
+                self.engine.open_failed(key, error, now);
+            }
+        }
+    }
+
+    /// Stops reading every socket (or starts again).
+    pub(crate) fn set_reads_paused(&mut self, paused: bool) {
+        if self.reads_paused && !paused {
+            self.local_ready.extend(self.socks.keys().copied());
+        }
+        self.reads_paused = paused;
+    }
+
+    /// Where the output of `key` stands.
+    pub(crate) fn output(&self, key: Key) -> WriteState {
+        if self.pending.contains_key(&key) {
+            return WriteState::Busy;
+        }
+        match self.socks.get(&key) {
+            Some(Sock::Stream(s)) if s.out.is_empty() => WriteState::Flushed,
+            Some(Sock::Stream(_)) => WriteState::Busy,
+            Some(_) => WriteState::Flushed,
+            None => WriteState::Gone,
+        }
+    }
+
+    /// Aborts everything (the server stops): every socket is reset and the
+    /// machines see `Closed`, then the sockets are dropped.
+    pub(crate) fn stop_all(&mut self) {
+        self.engine.shutdown_all();
+        // Machines may react to `Closed` with more actions; a few rounds
+        // settle them, whatever is left is dropped below.
+        for _ in 0..4 {
+            self.apply_actions();
+            if !self.engine.has_actions() {
+                break;
+            }
+        }
+        for (_, p) in self.pending.drain() {
+            p.task.abort();
+        }
+        for (_, s) in self.socks.drain() {
+            if let Sock::Stream(s) = s {
+                net::set_abortive(&s.io);
+            }
+        }
+    }
+
+    // ---- actions ---------------------------------------------------------
+
+    /// Carries out every action the engine has queued.
+    pub(crate) fn apply_actions(&mut self) {
+        while let Some(a) = self.engine.poll_action() {
+            match a {
+                Action::Write { key, chunk } => self.queue_write(key, chunk),
+                Action::SendTo { key, to, bytes } => match self.socks.get_mut(&key) {
+                    Some(Sock::Udp(u)) => {
+                        if u.out.len() >= MAX_DGRAM_QUEUE {
+                            tracing::debug!(key, "datagram queue full; dropping");
+                        } else {
+                            if u.out.is_empty() {
+                                self.local_ready.push(key);
+                            }
+                            u.out.push_back((to, bytes));
+                        }
+                    }
+                    _ => tracing::debug!(key, "datagram for an unknown socket dropped"),
+                },
+                Action::Open { key, how } => self.open(key, how),
+                Action::Multicast { key, op } => match self.socks.get(&key) {
+                    Some(Sock::Udp(u)) => {
+                        if let Err(e) = net::multicast(&u.io, &op) {
+                            tracing::warn!(key, ?op, error = %e, "multicast change failed");
+                        }
+                    }
+                    _ => tracing::debug!(key, "multicast change for an unknown socket"),
+                },
+                Action::Read { key, on } => {
+                    if on {
+                        self.local_ready.push(key);
+                    }
+                }
+                Action::Shutdown { key, how } => self.shutdown(key, how),
+                Action::Spawn { slot, work } => {
+                    let tx = self.tx.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let done = work();
+                        let _ = tx.send(Ev::Done(slot, done));
+                    });
+                }
+                Action::Stop => match &self.stop {
+                    Some(s) => s.stop(),
+                    None => tracing::debug!("a service asked to stop; nothing to stop here"),
+                },
+                other => tracing::debug!(?other, "action not supported by this driver"),
+            }
+        }
+    }
+
+    fn queue_write(&mut self, key: Key, chunk: Chunk) {
+        match self.socks.get_mut(&key) {
+            Some(Sock::Stream(s)) => {
+                if s.out.is_empty() {
+                    self.local_ready.push(key);
+                }
+                s.out.push(chunk);
+            }
+            _ => match self.pending.get_mut(&key) {
+                Some(p) => p.out.push(chunk),
+                None => tracing::debug!(key, "write to an unknown socket dropped"),
+            },
+        }
+    }
+
+    fn open(&mut self, key: Key, how: Open) {
+        let now = self.now();
+        match how {
+            how @ (Open::Connect { .. } | Open::ConnectUnix { .. }) => self.start_connect(key, how),
+            Open::Listen(addr) => match listen(addr) {
+                Ok(io) => {
+                    let local = match &io {
+                        ListenIo::Tcp(l) => l.local_addr().map_or(Addr::Unknown, Addr::Ip),
+                        ListenIo::Unix(_) => Addr::Unknown,
+                    };
+                    let waker = self.waker(key);
+                    self.socks.insert(
+                        key,
+                        Sock::Listener(ListenerSock {
+                            io,
+                            waker,
+                            backoff_until: None,
+                        }),
+                    );
+                    self.local_ready.push(key);
+                    self.engine.opened(key, local.clone(), local, now);
+                }
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "listen failed");
+                    self.engine.open_failed(key, net::open_error(&e), now);
+                }
+            },
+            Open::Bind { addr, join } => match bind_udp(addr, &join) {
+                Ok(io) => {
+                    let local = io.local_addr().unwrap_or(addr);
+                    let waker = self.waker(key);
+                    self.socks.insert(
+                        key,
+                        Sock::Udp(UdpSock {
+                            io,
+                            waker,
+                            local: local.ip(),
+                            out: VecDeque::new(),
+                        }),
+                    );
+                    self.local_ready.push(key);
+                    self.engine
+                        .opened(key, Addr::Ip(local), Addr::Ip(local), now);
+                }
+                Err(e) => {
+                    tracing::debug!(%addr, error = %e, "bind failed");
+                    self.engine.open_failed(key, net::open_error(&e), now);
+                }
+            },
+            other => {
+                tracing::debug!(?other, "open not supported by this driver");
+                self.engine.open_failed(key, OpenError::Unsupported, now);
+            }
+        }
+    }
+
+    fn shutdown(&mut self, key: Key, how: Close) {
+        let now = self.now();
+        if let Some(p) = self.pending.get_mut(&key) {
+            if how == Close::Abort {
+                if let Some(p) = self.pending.remove(&key) {
+                    p.task.abort();
+                }
+                self.engine.open_failed(
+                    key,
+                    OpenError::Other("closed before it connected".into()),
+                    now,
+                );
+            } else {
+                p.then = merge_close(p.then, how);
+            }
+            return;
+        }
+        match self.socks.get_mut(&key) {
+            Some(Sock::Stream(s)) => {
+                if how == Close::Abort {
+                    if self.watch == Some(key) && !s.out.is_empty() {
+                        self.watch_error = Some(io::Error::new(
+                            io::ErrorKind::ConnectionAborted,
+                            "the connection was aborted with output unsent",
+                        ));
+                    }
+                    net::set_abortive(&s.io);
+                    self.socks.remove(&key);
+                    self.engine.closed(key, now);
+                } else {
+                    s.then = merge_close(s.then, how);
+                    self.local_ready.push(key);
+                }
+            }
+            Some(_) => {
+                self.socks.remove(&key);
+                self.engine.closed(key, now);
+            }
+            None => tracing::debug!(key, "shutdown of an unknown socket"),
+        }
+    }
+
+    /// The socket failed: it is gone, and the machine hears `Closed`.
+    fn reset(&mut self, key: Key, e: io::Error) {
+        tracing::debug!(key, error = %e, "connection reset");
+        if self.watch == Some(key) {
+            self.watch_error = Some(e);
+        }
+        self.socks.remove(&key);
+        let now = self.now();
+        self.engine.closed(key, now);
+    }
+
+    // ---- serving one socket ---------------------------------------------
+
+    fn service(&mut self, key: Key) {
+        match self.socks.get(&key) {
+            Some(Sock::Stream(_)) => self.service_stream(key),
+            Some(Sock::Listener(_)) => self.service_listener(key),
+            Some(Sock::Udp(_)) => self.service_udp(key),
+            None => {}
+        }
+    }
+
+    fn service_stream(&mut self, key: Key) {
+        if !self.flush_stream(key) {
+            return;
+        }
+        for _ in 0..READS_PER_TURN {
+            let Some(Sock::Stream(s)) = self.socks.get_mut(&key) else {
+                return;
+            };
+            if s.eof || self.reads_paused || !self.engine.wants_read(key) {
+                return;
+            }
+            let mut cx = Context::from_waker(&s.waker);
+            match s.io.poll_read_ready(&mut cx) {
+                Poll::Pending => return,
+                Poll::Ready(Err(e)) => return self.reset(key, e),
+                Poll::Ready(Ok(())) => {}
+            }
+            let now = self.clock.now();
+            let engine = &mut self.engine;
+            // Handed to the engine before anything can await: no byte read
+            // is ever held by a future.
+            let r = with_read_buf(|buf| match s.io.try_read(buf) {
+                Ok(0) => {
+                    s.eof = true;
+                    engine.eof(key, true, now);
+                    Ok(())
+                }
+                Ok(n) => {
+                    engine.data(key, &buf[..n], now);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            });
+            match r {
+                Ok(()) => self.apply_actions(),
+                Err(e) if would_block(&e) => {}
+                Err(e) => return self.reset(key, e),
+            }
+        }
+        // Budget spent with more to read, maybe: come back next turn.
+        self.local_ready.push(key);
+    }
+
+    /// Writes what is queued; carries out a close waiting for the flush.
+    /// Returns whether the socket is still there.
+    fn flush_stream(&mut self, key: Key) -> bool {
+        for _ in 0..WRITES_PER_TURN {
+            let Some(Sock::Stream(s)) = self.socks.get_mut(&key) else {
+                return false;
+            };
+            if s.out.is_empty() {
+                return match s.then.take() {
+                    None => true,
+                    Some(Close::WriteHalf) => {
+                        if !s.write_shut {
+                            s.write_shut = true;
+                            if let Err(e) = SockRef::from(&s.io).shutdown(Shutdown::Write) {
+                                tracing::debug!(key, error = %e, "shutdown(write) failed");
+                            }
+                        }
+                        true
+                    }
+                    Some(_) => {
+                        self.close_graceful(key);
+                        false
+                    }
+                };
+            }
+            let mut cx = Context::from_waker(&s.waker);
+            match s.io.poll_write_ready(&mut cx) {
+                Poll::Pending => return true,
+                Poll::Ready(Err(e)) => {
+                    self.reset(key, e);
+                    return false;
+                }
+                Poll::Ready(Ok(())) => {}
+            }
+            match s.write_some() {
+                Ok(0) => {
+                    self.reset(key, io::Error::from(io::ErrorKind::WriteZero));
+                    return false;
+                }
+                Ok(n) => {
+                    s.out.advance(n as u64);
+                    let now = self.clock.now();
+                    self.engine.sent(key, n, now);
+                    self.apply_actions();
+                }
+                Err(e) if would_block(&e) => {}
+                Err(e) => {
+                    self.reset(key, e);
+                    return false;
+                }
+            }
+        }
+        self.local_ready.push(key);
+        true
+    }
+
+    /// Flushed and asked to close: send FIN, drain what the peer still
+    /// sends for a moment (so our close is not a reset), report `closed`.
+    fn close_graceful(&mut self, key: Key) {
+        if let Some(Sock::Stream(s)) = self.socks.remove(&key) {
+            let _ = SockRef::from(&s.io).shutdown(Shutdown::Write);
+            if !s.eof {
+                tokio::spawn(linger(s.io));
+            }
+        }
+        let now = self.now();
+        self.engine.closed(key, now);
+    }
+
+    fn service_listener(&mut self, key: Key) {
+        for _ in 0..ACCEPTS_PER_TURN {
+            let Some(Sock::Listener(l)) = self.socks.get_mut(&key) else {
+                return;
+            };
+            if let Some(t) = l.backoff_until {
+                if tokio::time::Instant::now() < t {
+                    return;
+                }
+                l.backoff_until = None;
+            }
+            let mut cx = Context::from_waker(&l.waker);
+            match l.io.poll_accept(&mut cx) {
+                Poll::Pending => return,
+                Poll::Ready(Ok(io)) => {
+                    self.add_accepted(key, io, None);
+                    self.apply_actions();
+                }
+                Poll::Ready(Err(e)) if accept_error_is_transient(&e) => {}
+                Poll::Ready(Err(e)) => {
+                    tracing::warn!(error = %e, "accept failed; pausing this listener");
+                    let until = tokio::time::Instant::now() + ACCEPT_BACKOFF;
+                    l.backoff_until = Some(until);
+                    let w = l.waker.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep_until(until).await;
+                        w.wake();
+                    });
+                    return;
+                }
+            }
+        }
+        self.local_ready.push(key);
+    }
+
+    fn service_udp(&mut self, key: Key) {
+        // Replies first: they free the queue.
+        loop {
+            let Some(Sock::Udp(u)) = self.socks.get_mut(&key) else {
+                return;
+            };
+            let Some((to, bytes)) = u.out.front() else {
+                break;
+            };
+            let mut cx = Context::from_waker(&u.waker);
+            match u.io.poll_send_ready(&mut cx) {
+                Poll::Pending => break,
+                Poll::Ready(Err(e)) => {
+                    tracing::debug!(key, error = %e, "datagram socket failed; dropping its queue");
+                    u.out.clear();
+                    break;
+                }
+                Poll::Ready(Ok(())) => {}
+            }
+            match u.io.try_send_to(bytes, *to) {
+                Ok(_) => {
+                    u.out.pop_front();
+                }
+                Err(e) if would_block(&e) => {}
+                Err(e) => {
+                    tracing::debug!(key, to = %to, error = %e, "send_to failed; datagram dropped");
+                    u.out.pop_front();
+                }
+            }
+        }
+        for _ in 0..DGRAMS_PER_TURN {
+            let Some(Sock::Udp(u)) = self.socks.get_mut(&key) else {
+                return;
+            };
+            if self.reads_paused || !self.engine.wants_read(key) {
+                return;
+            }
+            let mut cx = Context::from_waker(&u.waker);
+            match u.io.poll_recv_ready(&mut cx) {
+                Poll::Pending => return,
+                Poll::Ready(Err(e)) => {
+                    tracing::debug!(key, error = %e, "datagram socket not readable");
+                    return;
+                }
+                Poll::Ready(Ok(())) => {}
+            }
+            let now = self.clock.now();
+            let engine = &mut self.engine;
+            let (io, local) = (&u.io, u.local);
+            let r = with_read_buf(|buf| {
+                let meta = io.try_io(Interest::READABLE, || net::recv_datagram(io, buf, local))?;
+                engine.datagram(
+                    key,
+                    meta.from,
+                    meta.dst,
+                    meta.ifindex,
+                    &buf[..meta.len],
+                    now,
+                );
+                Ok(())
+            });
+            match r {
+                Ok(()) => self.apply_actions(),
+                Err(e) if would_block(&e) => {}
+                // ICMP errors of earlier sends surface here; the socket is
+                // still fine.
+                Err(e) => tracing::debug!(key, error = %e, "recv failed"),
+            }
+        }
+        self.local_ready.push(key);
+    }
+}
+
+impl<M: Machine, S: Service<M>> Drop for Core<M, S> {
+    fn drop(&mut self) {
+        for p in self.pending.values() {
+            p.task.abort();
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads and discards until the peer closes, for at most [`LINGER`] and
+/// 1 MiB.
+async fn linger(io: Stream) {
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut buf = [0u8; 4096];
+        let mut total = 0usize;
+        loop {
+            io.readable().await?;
+            match io.try_read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => {
+                    total += n;
+                    if total > 1 << 20 {
+                        return Ok(());
+                    }
+                }
+                Err(e) if would_block(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await;
+}
+
+/// Resolves (off this task: `getaddrinfo` blocks) and connects, trying
+/// each address in turn.
+pub(crate) async fn connect_tcp(host: String, port: u16, timeout: Duration) -> io::Result<Stream> {
+    let attempt = async move {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs = match bare.parse::<IpAddr>() {
+            Ok(ip) => vec![SocketAddr::new(ip, port)],
+            Err(_) => {
+                let name = bare.to_string();
+                tokio::task::spawn_blocking(move || net::resolve(&name, port))
+                    .await
+                    .map_err(io::Error::other)??
+            }
+        };
+        let mut last = None;
+        for a in addrs {
+            match TcpStream::connect(a).await {
+                Ok(s) => return Ok(Stream::tcp(s)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no addresses")))
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(r) => r,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out")),
+    }
+}
+
+fn listen(addr: SocketAddr) -> io::Result<ListenIo> {
+    let l = net::bind_tcp(addr, 1024)?;
+    l.set_nonblocking(true)?;
+    Ok(ListenIo::Tcp(tokio::net::TcpListener::from_std(l)?))
+}
+
+fn bind_udp(addr: SocketAddr, join: &[IpAddr]) -> io::Result<UdpSocket> {
+    let s = net::bind_udp(addr, join)?;
+    s.set_nonblocking(true)?;
+    UdpSocket::from_std(s)
+}
