@@ -60,6 +60,8 @@ pub struct Conn<M: Machine> {
     closed: bool,
     /// The machine returned `Err`: reported once its output went out.
     failed: Option<io::Error>,
+    /// Sticky: a machine that failed gets no more input.
+    broken: bool,
     buf: Vec<u8>,
 }
 
@@ -138,6 +140,7 @@ impl<M: Machine> Conn<M> {
             read_eof: false,
             closed: false,
             failed: None,
+            broken: false,
             buf: vec![0; READ_BUF],
         };
         let conn = c.id;
@@ -247,7 +250,7 @@ impl<M: Machine> Conn<M> {
 
     /// Feeds one input, remembering a machine error.
     fn input(&mut self, input: Input<'_>) -> usize {
-        if self.failed.is_some() {
+        if self.broken {
             return 0;
         }
         let now = self.now();
@@ -256,6 +259,7 @@ impl<M: Machine> Conn<M> {
             Err(e) => {
                 tracing::warn!(error = %e, "machine error; closing the connection");
                 self.failed = Some(io::Error::other(e));
+                self.broken = true;
                 0
             }
         }
@@ -319,7 +323,7 @@ impl<M: Machine> Conn<M> {
         let taken = self
             .input(Input::Data { conn, bytes: data })
             .min(data.len());
-        if taken < data.len() && self.failed.is_none() {
+        if taken < data.len() && !self.broken {
             let mut rest = BytesMut::from(&data[taken..]);
             rest.extend_from_slice(&self.held);
             self.held = rest;
@@ -334,7 +338,8 @@ impl<M: Machine> Conn<M> {
         self.offer_held();
         self.write_some();
         self.drain();
-        if self.closed || (goal == Goal::Event && !self.events.is_empty()) {
+        let ready = !self.events.is_empty() || self.failed.is_some();
+        if self.closed || (goal == Goal::Event && ready) {
             return Ok(true);
         }
         if goal == Goal::Flush && self.out.is_empty() && self.close_after.is_none() {
@@ -348,8 +353,7 @@ impl<M: Machine> Conn<M> {
                 return Ok(true);
             }
         }
-        let want_read =
-            !self.read_eof && !self.paused && self.held.is_empty() && self.failed.is_none();
+        let want_read = !self.read_eof && !self.paused && self.held.is_empty() && !self.broken;
         let want_write = !self.out.is_empty();
         if !want_read && !want_write && self.deadline.is_none() {
             return Ok(false);
