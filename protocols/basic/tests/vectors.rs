@@ -138,12 +138,19 @@ fn run_messages(v: &Vector) -> usize {
                 Err(e) => panic!("{at}: {e}"),
             }
             let mut c = template.clone();
-            assert_eq!(c.decode(&mut wire).unwrap().as_deref(), Some(&f[..]), "{at}");
+            assert_eq!(
+                c.decode(&mut wire).unwrap().as_deref(),
+                Some(&f[..]),
+                "{at}"
+            );
             assert!(wire.is_empty(), "{at}");
         }
 
         // The Framed machine, under every chunking.
-        let steps = [Step::Accept(ConnId(1)), Step::Data(ConnId(1), case.input.clone())];
+        let steps = [
+            Step::Accept(ConnId(1)),
+            Step::Data(ConnId(1), case.input.clone()),
+        ];
         let trace = assert_chunking(|| Framed::new(template.clone()), &steps);
         let mut got = Vec::new();
         let mut violation = None;
@@ -198,15 +205,15 @@ where
     let mut expected: Vec<(u32, Pattern, usize)> = Vec::new();
     let check = |sim: &mut Sim<M>, expected: &mut Vec<(u32, Pattern, usize)>| {
         let got: Vec<_> = sim.datagrams.drain(..).collect();
-        assert_eq!(
-            got.len(),
-            expected.len(),
-            "{}: replies {got:?}",
-            v.name
-        );
+        assert_eq!(got.len(), expected.len(), "{}: replies {got:?}", v.name);
         for ((s, to, bytes), (conn, p, line)) in got.iter().zip(expected.drain(..)) {
             assert_eq!(*s, sock, "{}:{line}: reply on the receiving socket", v.name);
-            assert_eq!(*to, client_addr(conn), "{}:{line}: reply to the sender", v.name);
+            assert_eq!(
+                *to,
+                client_addr(conn),
+                "{}:{line}: reply to the sender",
+                v.name
+            );
             assert!(
                 p.matches(bytes),
                 "{}:{line}: reply {:?} does not match",
@@ -263,9 +270,7 @@ fn every_basic_vector() {
             (Some("discard"), true) => run_udp(&v, Discard::new()),
             // Endless output needs a bound under a simulated driver that
             // acknowledges every byte at once; `compare: prefix` allows it.
-            (Some("chargen"), false) => {
-                run_transcript(&v, || Chargen::new().with_limit(20 * 74))
-            }
+            (Some("chargen"), false) => run_transcript(&v, || Chargen::new().with_limit(20 * 74)),
             (Some("chargen"), true) => {
                 run_udp(&v, Chargen::new());
                 run_udp(&v, Chargen::new().with_rng(twill_core::rng::seeded(7)));

@@ -259,7 +259,10 @@ mod tests {
         assert!(out.is_empty());
         crlf.encode(b"a\nb\r", &mut out).unwrap();
         lf.encode(b"x", &mut out).unwrap();
-        Lines::new().send_crlf(true).encode(b"y\r", &mut out).unwrap();
+        Lines::new()
+            .send_crlf(true)
+            .encode(b"y\r", &mut out)
+            .unwrap();
         assert_eq!(&out[..], b"a\nb\r\r\nx\ny\r\r\n");
     }
 }
