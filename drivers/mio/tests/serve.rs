@@ -461,10 +461,11 @@ fn machine_opens_connections_by_address_and_by_name() {
         s.read_exact(&mut b).unwrap();
         assert_eq!(&b, b"hello");
         s.write_all(b"back").unwrap();
-        expect(&rx, |e| match e {
-            Ev::Data { conn: c, bytes } if *c == conn => Some(assert_eq!(bytes, b"back")),
+        let back = expect(&rx, |e| match e {
+            Ev::Data { conn: c, bytes } if *c == conn => Some(bytes.clone()),
             _ => None,
         });
+        assert_eq!(back, b"back");
         drop(s);
         expect(&rx, |e| matches!(e, Ev::Eof(c) if *c == conn).then_some(()));
     }
@@ -529,10 +530,11 @@ fn machine_opens_a_listener() {
     assert_ne!(addr.port(), 0);
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    expect(&rx, |e| match e {
-        Ev::Accepted { listener, .. } => Some(assert_eq!(*listener, ListenerId(l.0))),
+    let listener = expect(&rx, |e| match e {
+        Ev::Accepted { listener, .. } => Some(*listener),
         _ => None,
     });
+    assert_eq!(listener, ListenerId(l.0));
     s.write_all(b"via machine listener").unwrap();
     let mut b = [0u8; 20];
     s.read_exact(&mut b).unwrap();
@@ -749,4 +751,52 @@ fn several_endpoints_report_their_addresses_in_order() {
     s.read_exact(&mut b).unwrap();
     let _ = EngineConfig::default();
     let _ = Addr::Unknown;
+}
+
+/// Sends a range of a registered file on every accepted connection.
+struct FileSender(std::path::PathBuf);
+
+impl Service<Probe> for FileSender {
+    type Done = ();
+    fn on_event(&mut self, cx: &mut Cx<'_, Probe, ()>, event: Ev) {
+        if let Ev::Accepted { conn, .. } = event {
+            let id = cx.add_file(std::fs::File::open(&self.0).unwrap());
+            cx.machine().send(conn, b"head:");
+            cx.machine().push(Output::Transmit {
+                conn,
+                payload: twill_core::Payload::File {
+                    id,
+                    offset: 1000,
+                    len: 1_500_000,
+                },
+            });
+            cx.machine().send(conn, b":tail");
+            cx.machine().push(Output::Close {
+                conn,
+                how: Close::Graceful,
+            });
+        }
+    }
+}
+
+#[test]
+fn file_payloads_go_out_with_sendfile() {
+    let path = std::env::temp_dir().join(format!("twill-mio-{}-file.bin", std::process::id()));
+    let data = Rng(5).bytes(2_000_000);
+    std::fs::write(&path, &data).unwrap();
+    let p = path.clone();
+    let run = twill_mio::spawn(factory(&["tcp:0:interface=127.0.0.1"]), move || {
+        (Probe::reporting(), FileSender(p.clone()))
+    })
+    .unwrap();
+    let mut s = TcpStream::connect(run.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    let mut want = b"head:".to_vec();
+    want.extend_from_slice(&data[1000..1_501_000]);
+    want.extend_from_slice(b":tail");
+    assert_eq!(got.len(), want.len());
+    assert!(got == want);
+    let _ = std::fs::remove_file(path);
 }
