@@ -93,6 +93,8 @@ pub(crate) struct Ctx {
     /// Accepted connections with a machine thread of their own (factory
     /// mode), for the cap.
     pub(crate) live: AtomicUsize,
+    /// Why serving failed (a hub or datagram machine panicked).
+    pub(crate) failed: Mutex<Option<String>>,
 }
 
 /// The machine threads of one server, so that stopping reaches them all.
@@ -155,7 +157,9 @@ pub(crate) struct LoopGuard<M, D> {
     pub(crate) registry: Arc<Registry<M, D>>,
     pub(crate) id: u64,
     pub(crate) ctx: Arc<Ctx>,
-    /// Whether this thread holds a place under the factory cap.
+    /// Whether this thread holds a place under the factory cap (a
+    /// connection's thread); the others (hub, datagram endpoints) are the
+    /// server itself, and their panic stops it.
     pub(crate) counted: bool,
 }
 
@@ -163,6 +167,9 @@ impl<M, D> Drop for LoopGuard<M, D> {
     fn drop(&mut self) {
         if self.counted {
             self.ctx.live.fetch_sub(1, Ordering::SeqCst);
+        } else if std::thread::panicking() {
+            *lock(&self.ctx.failed) = Some("a machine thread panicked".into());
+            self.ctx.stop.request();
         }
         self.registry.deregister(self.id);
     }

@@ -16,6 +16,17 @@
 //!   an engine — and so a thread — of its own, up to the connection cap.
 //! - **Clients**: [`Conn`] drives one machine over one connection from the
 //!   caller's thread: [`Conn::next_event`], [`Conn::flush`].
+//!
+//! ```no_run
+//! use twill_core::service::Ignore;
+//! use twill_driver::ServeOptions;
+//!
+//! let opts = ServeOptions::factory(vec!["tcp:7007".parse().unwrap()]);
+//! let running = twill_std::spawn(opts, || (twill_basic::echo::Echo::new(), Ignore))?;
+//! println!("echo on {}", running.addr());
+//! running.wait()?; // until `stop()` from another thread
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

@@ -63,6 +63,7 @@ where
         stop: stop.clone(),
         stopping: AtomicBool::new(false),
         live: AtomicUsize::new(0),
+        failed: Mutex::new(None),
     });
     let registry: Arc<Registry<M, S::Done>> = Arc::new(Registry::new());
     let make: Make<M, S> = Arc::new(Mutex::new(make));
@@ -159,7 +160,10 @@ where
             for p in unix_paths {
                 let _ = std::fs::remove_file(p);
             }
-            Ok(())
+            match lock(&ctx.failed).take() {
+                Some(why) => Err(io::Error::other(why)),
+                None => Ok(()),
+            }
         })
         .map_err(|e| BindError {
             endpoint: String::new(),

@@ -646,3 +646,57 @@ fn a_service_can_stop_the_server() {
     server.wait().expect("the service stopped it");
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+/// Serves a range of a file with `Payload::File` on every connection.
+struct FileSvc {
+    path: std::path::PathBuf,
+}
+
+impl twill_core::Service<Lab> for FileSvc {
+    type Done = ();
+
+    fn on_event(&mut self, cx: &mut twill_core::Cx<'_, Lab, ()>, event: LabEvent) {
+        if let LabEvent::Accepted(conn, _) = event {
+            let file = std::fs::File::open(&self.path).expect("test file");
+            let id = cx.add_file(file);
+            cx.machine().send_file(conn, id, 1000, 300_000);
+        }
+    }
+}
+
+#[test]
+fn file_payloads_are_sent_with_sendfile() {
+    let data = Rng(9).bytes(400_000);
+    let path = std::env::temp_dir().join(format!("twill-std-file-{}", std::process::id()));
+    std::fs::write(&path, &data).unwrap();
+    let upath = unix_path("file");
+    let p = path.clone();
+    let server = twill_std::spawn(
+        ServeOptions::factory(endpoints(&[
+            "tcp:0:interface=127.0.0.1",
+            &format!("unix:{upath}"),
+        ])),
+        move || (Lab::new(), FileSvc { path: p.clone() }),
+    )
+    .expect("bind");
+    let mut got = Vec::new();
+    connect_tcp(server.addr()).read_to_end(&mut got).unwrap();
+    assert!(
+        got == data[1000..301_000],
+        "tcp file range differs ({} bytes)",
+        got.len()
+    );
+    got.clear();
+    UnixStream::connect(&upath)
+        .unwrap()
+        .read_to_end(&mut got)
+        .unwrap();
+    assert!(
+        got == data[1000..301_000],
+        "unix file range differs ({} bytes)",
+        got.len()
+    );
+    server.stop();
+    server.wait().unwrap();
+    let _ = std::fs::remove_file(path);
+}

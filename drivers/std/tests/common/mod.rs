@@ -117,6 +117,15 @@ impl Lab {
         self.out.push_back(Output::Close { conn, how });
     }
 
+    /// Sends a range of a registered file, then closes.
+    pub fn send_file(&mut self, conn: ConnId, id: twill_core::FileId, offset: u64, len: u64) {
+        self.out.push_back(Output::Transmit {
+            conn,
+            payload: Payload::File { id, offset, len },
+        });
+        self.close(conn, Close::Graceful);
+    }
+
     pub fn say(&mut self, text: &str) {
         self.broadcast(text.as_bytes());
     }
