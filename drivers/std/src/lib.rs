@@ -4,8 +4,8 @@
 //! plain threads and blocking I/O — no reactor, no runtime.
 //!
 //! - **Servers**: [`spawn`] binds the endpoints of a
-//!   [`ServeOptions`](twill_driver::ServeOptions) and serves them on
-//!   background threads until [`Running::stop`](twill_driver::Running::stop).
+//!   [`ServeOptions`] and serves them on
+//!   background threads until [`Running::stop`].
 //!   Every machine host ([`Engine`](twill_driver::Engine)) gets one *machine
 //!   thread* that owns it and receives everything that happens to its
 //!   sockets through one channel; each stream socket has a reader thread
