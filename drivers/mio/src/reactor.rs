@@ -198,7 +198,10 @@ type Deferred = Box<dyn FnOnce(&mut Reactor, Box<dyn Any + Send>) + 'static>;
 ///
 /// A foreign main loop (GLib, Qt, a game loop) can instead watch the fd
 /// from [`AsRawFd`] and call `run_once(Some(Duration::ZERO))` whenever it
-/// is readable, plus at the deadline [`Reactor::next_wakeup`] gives.
+/// is readable, and after [`Reactor::poll_timeout`] at the latest.
+///
+/// A service's stop request (`Cx::stop`) stops the reactor, as
+/// `reactor.stop()` does in Twisted.
 pub struct Reactor {
     core: Core,
     events: Events,
@@ -282,6 +285,18 @@ impl Reactor {
             next = twill_core::machine::earliest(next, s.deadline());
         }
         next
+    }
+
+    /// How long a foreign main loop may sleep before calling
+    /// [`Reactor::run_once`] again even if the fd stays quiet: zero while
+    /// sockets still have input left from their fair share of the last
+    /// iteration, else until the next timer (`None`: no timer).
+    pub fn poll_timeout(&mut self) -> Option<Duration> {
+        if !self.core.again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let now = self.core.now().mono;
+        self.next_wakeup().map(|at| at - now)
     }
 
     // ---- callbacks ------------------------------------------------------

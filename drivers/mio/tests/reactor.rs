@@ -408,3 +408,18 @@ fn two_thousand_idle_connections_on_one_thread() {
     server.stop();
     server.wait().unwrap();
 }
+
+#[test]
+fn handles_are_send_sync_clone_and_poll_timeout_follows_timers() {
+    fn check<T: Send + Sync + Clone + 'static>() {}
+    check::<twill_mio::ReactorHandle>();
+    let clock = Arc::new(ManualClock::new());
+    let mut r = Reactor::with_clock(clock.clone()).unwrap();
+    assert_eq!(r.poll_timeout(), None);
+    let t = r.call_later(Duration::from_millis(30), |_| {});
+    assert_eq!(r.poll_timeout(), Some(Duration::from_millis(30)));
+    clock.advance(Duration::from_millis(10));
+    assert_eq!(r.poll_timeout(), Some(Duration::from_millis(20)));
+    r.cancel(t);
+    assert_eq!(r.poll_timeout(), None);
+}

@@ -800,3 +800,49 @@ fn file_payloads_go_out_with_sendfile() {
     assert!(got == want);
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn a_short_take_pauses_reading_until_resume() {
+    let (tx, rx) = mpsc::channel();
+    let run = twill_mio::spawn(hub(&["tcp:0:interface=127.0.0.1"]), move || {
+        let mut m = Probe::echo();
+        m.hold = true;
+        m.report = true;
+        (m, Report(tx.clone()))
+    })
+    .unwrap();
+    let s = TcpStream::connect(run.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // A fixed small send buffer: what we write beyond it and the server's
+    // receive window must wait for the server to read.
+    socket2::SockRef::from(&s)
+        .set_send_buffer_size(64 * 1024)
+        .unwrap();
+    let data = Rng(77).bytes(3_000_000);
+    let mut w = s.try_clone().unwrap();
+    let d = data.clone();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&d).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let conn = expect(&rx, |e| match e {
+        Ev::Data { conn, .. } => Some(*conn),
+        _ => None,
+    });
+    // Held: the writer stalls (kernel buffers fill) and nothing comes back.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!writer.is_finished(), "the server kept reading while held");
+    run.hub()
+        .unwrap()
+        .call(move |m: &mut Probe| {
+            m.hold = false;
+            m.report = false;
+            m.push(Output::Resume { conn });
+        })
+        .unwrap();
+    let mut got = Vec::new();
+    (&s).read_to_end(&mut got).unwrap();
+    writer.join().unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data);
+}

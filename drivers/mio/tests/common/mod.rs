@@ -67,6 +67,8 @@ pub struct Probe {
     /// Send this on every accepted connection.
     pub greeting: Option<&'static [u8]>,
     pub pending: Option<Arc<Pending>>,
+    /// Take no input (a short take of zero bytes) until released.
+    pub hold: bool,
     ticks: Vec<(Instant, ConnId)>,
     out: VecDeque<Output<Ev>>,
 }
@@ -151,6 +153,13 @@ impl Machine for Probe {
                 });
             }
             Input::Data { conn, bytes } => {
+                if self.hold {
+                    self.report(Ev::Data {
+                        conn,
+                        bytes: Vec::new(),
+                    });
+                    return Ok(0);
+                }
                 if self.echo {
                     self.transmit(conn, Bytes::copy_from_slice(bytes));
                 }
