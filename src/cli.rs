@@ -139,7 +139,7 @@ fn run(cmd: Command) -> Result<(), String> {
         Command::Chargen(a) => serve(a, "tcp:7019", Mode::Factory, || (Chargen::new(), LogEvents)),
         Command::Daytime(a) => serve(a, "tcp:7013", Mode::Factory, || (Daytime::new(), LogEvents)),
         Command::Qotd { serve: a, quote } => {
-            let q = Qotd::new(quote.into_bytes().into()).map_err(|e| format!("--quote: {e}"))?;
+            let q = Qotd::new(bytes::Bytes::from(quote.into_bytes())).map_err(|e| format!("--quote: {e}"))?;
             serve(a, "tcp:7017", Mode::Factory, move || (q.clone(), LogEvents))
         }
         Command::Chat(a) => serve(a, "tcp:7070", Mode::Hub, || (Chat::new(), LogEvents)),

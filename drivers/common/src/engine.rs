@@ -211,6 +211,9 @@ struct Conn {
     splice: Option<Key>,
     /// Whether the driver answered the `Open` (or it was accepted).
     open: bool,
+    /// The peer's EOF (with its `clean` flag), held back until the machine
+    /// has taken every byte that came before it.
+    eof_pending: Option<bool>,
     closing: bool,
 }
 
@@ -542,8 +545,27 @@ where
             });
             return;
         }
+        if c.paused_by_machine || !c.held.is_empty() {
+            // Input comes in order: the EOF waits for the held bytes.
+            c.eof_pending = Some(clean);
+            return;
+        }
         let (slot, conn) = (c.slot, c.id);
         self.feed(slot, now, Input::Eof { conn, clean });
+    }
+
+    /// Delivers a held-back EOF once the held bytes are all taken.
+    fn deliver_pending_eof(&mut self, key: Key, now: Now) {
+        let Some(c) = self.conns.get_mut(&key) else {
+            return;
+        };
+        if c.paused_by_machine || !c.held.is_empty() {
+            return;
+        }
+        if let Some(clean) = c.eof_pending.take() {
+            let (slot, conn) = (c.slot, c.id);
+            self.feed(slot, now, Input::Eof { conn, clean });
+        }
     }
 
     /// The driver flushed `n` more bytes written to `key`.
@@ -739,6 +761,7 @@ where
                 last_active: now.mono,
                 splice: None,
                 open,
+                eof_pending: None,
                 closing: false,
             },
         );
@@ -979,8 +1002,14 @@ where
         }
     }
 
-    /// Offers held input again, as long as the machine takes it.
+    /// Offers held input again, as long as the machine takes it; then a
+    /// held-back EOF.
     fn offer_held(&mut self, key: Key, now: Now) {
+        self.offer_held_bytes(key, now);
+        self.deliver_pending_eof(key, now);
+    }
+
+    fn offer_held_bytes(&mut self, key: Key, now: Now) {
         loop {
             let Some(c) = self.conns.get_mut(&key) else {
                 return;

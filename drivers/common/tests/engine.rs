@@ -201,6 +201,9 @@ fn short_take_holds_bytes_until_resume() {
         .iter()
         .any(|x| matches!(x, Action::Read { key, on: false } if *key == a)));
     assert!(!e.wants_read(a));
+    // The peer's EOF waits behind the held bytes.
+    e.eof(a, true, now(1));
+    assert!(!actions(&mut e).iter().any(|x| matches!(x, Action::Shutdown { .. })));
     // The machine resumes: held bytes are offered again, three at a time,
     // each take followed by another Resume until all are taken.
     let slot = e.slot_of(a).unwrap();
@@ -214,7 +217,8 @@ fn short_take_holds_bytes_until_resume() {
     }
     let acts = actions(&mut e);
     assert_eq!(written(&acts, a), b"defgh");
-    assert!(e.wants_read(a));
+    // Now the EOF arrives, and the machine closes.
+    assert!(acts.iter().any(|x| matches!(x, Action::Shutdown { key, how: Close::Graceful } if *key == a)));
 }
 
 #[test]
