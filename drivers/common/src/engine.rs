@@ -214,6 +214,8 @@ struct Conn {
     /// The peer's EOF (with its `clean` flag), held back until the machine
     /// has taken every byte that came before it.
     eof_pending: Option<bool>,
+    /// The peer's EOF arrived while spliced.
+    splice_eof: bool,
     closing: bool,
 }
 
@@ -539,10 +541,25 @@ where
         };
         c.read_off = true;
         if let Some(other) = c.splice {
-            self.host.actions.push_back(Action::Shutdown {
-                key: other,
-                how: Close::WriteHalf,
-            });
+            c.splice_eof = true;
+            if self.conns.get(&other).is_some_and(|o| o.splice_eof) {
+                // Both directions have ended: so has the relay. Nobody
+                // else would close these two (the machine let go).
+                for k in [key, other] {
+                    if let Some(c) = self.conns.get_mut(&k) {
+                        c.closing = true;
+                    }
+                    self.host.actions.push_back(Action::Shutdown {
+                        key: k,
+                        how: Close::Graceful,
+                    });
+                }
+            } else {
+                self.host.actions.push_back(Action::Shutdown {
+                    key: other,
+                    how: Close::WriteHalf,
+                });
+            }
             return;
         }
         if c.paused_by_machine || !c.held.is_empty() {
@@ -762,6 +779,7 @@ where
                 splice: None,
                 open,
                 eof_pending: None,
+                splice_eof: false,
                 closing: false,
             },
         );
