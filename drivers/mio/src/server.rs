@@ -152,8 +152,6 @@ struct Sock {
     readable: bool,
     /// The peer finished sending.
     eof: bool,
-    /// We finished sending (`WriteHalf` done).
-    write_shut: bool,
     /// Registered for WRITABLE (only while the queue is not empty).
     write_interest: bool,
     /// Queued for the flush pass.
@@ -172,7 +170,6 @@ impl Sock {
             token,
             readable: false,
             eof: false,
-            write_shut: false,
             write_interest: false,
             dirty: false,
             shut: None,
@@ -709,13 +706,7 @@ where
                 Ok(0) => {
                     s.readable = false;
                     s.eof = true;
-                    let done = s.write_shut;
                     self.engine.eof(key, true, now);
-                    if done {
-                        // Both directions are finished: nothing more can
-                        // happen on this socket (a relay ends here).
-                        self.close(core, key);
-                    }
                 }
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
@@ -853,12 +844,7 @@ where
             Some(_) if self.engine.has_actions() => self.mark_dirty(key),
             Some(Close::WriteHalf) => {
                 s.shut = None;
-                s.write_shut = true;
                 s.io.shutdown_write();
-                if s.eof {
-                    // Both directions are finished.
-                    self.close(core, key);
-                }
             }
             Some(_) => self.close(core, key),
         }
