@@ -794,7 +794,8 @@ where
 
     fn remove_conn(&mut self, key: Key) -> Option<Conn> {
         let c = self.conns.remove(&key)?;
-        if c.kind == Kind::Stream || !c.open {
+        // Only streams count (a pending Listen or Bind never did).
+        if c.kind == Kind::Stream {
             self.live = self.live.saturating_sub(1);
         }
         if let Some(s) = self.slots.get_mut(&c.slot) {
