@@ -22,7 +22,11 @@ fn replay(name: &str, body: fn(&[u8])) {
         .filter(|p| p.is_file())
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "corpus directory {} is empty", dir.display());
+    assert!(
+        !files.is_empty(),
+        "corpus directory {} is empty",
+        dir.display()
+    );
     for f in &files {
         let data = std::fs::read(f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
         let run = std::panic::catch_unwind(|| body(&data));
