@@ -86,8 +86,13 @@ impl Lines {
     }
 }
 
-impl Codec for Lines {
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
+impl Lines {
+    /// Takes the next complete frame off the front of `buf`, or `Ok(None)`
+    /// if more bytes are needed (see [`Codec::decode`]).
+    ///
+    /// # Errors
+    /// The peer broke the framing or exceeded the limit.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
         // A buffer shorter than the scan mark means the caller replaced it.
         let mut from = self.scanned.min(buf.len());
         loop {
@@ -124,7 +129,11 @@ impl Codec for Lines {
         }
     }
 
-    fn encode(&self, frame: &[u8], out: &mut BytesMut) -> Result<(), FramingError> {
+    /// Appends `frame`, framed, to `out` (see [`Codec::encode`]).
+    ///
+    /// # Errors
+    /// The frame cannot be framed; `out` is unchanged.
+    pub fn encode(&self, frame: &[u8], out: &mut BytesMut) -> Result<(), FramingError> {
         if frame.len() > self.max {
             return Err(self.too_long());
         }
@@ -152,6 +161,16 @@ impl Codec for Lines {
             out.put_u8(b'\n');
         }
         Ok(())
+    }
+}
+
+impl Codec for Lines {
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
+        self.decode(buf)
+    }
+
+    fn encode(&self, frame: &[u8], out: &mut BytesMut) -> Result<(), FramingError> {
+        self.encode(frame, out)
     }
 
     fn reset(&mut self) {

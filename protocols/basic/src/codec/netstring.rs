@@ -63,8 +63,13 @@ impl Netstring {
     }
 }
 
-impl Codec for Netstring {
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
+impl Netstring {
+    /// Takes the next complete frame off the front of `buf`, or `Ok(None)`
+    /// if more bytes are needed (see [`Codec::decode`]).
+    ///
+    /// # Errors
+    /// The peer broke the framing or exceeded the limit.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
         if let State::Length {
             mut digits,
             mut value,
@@ -117,7 +122,11 @@ impl Codec for Netstring {
         Ok(Some(frame))
     }
 
-    fn encode(&self, frame: &[u8], out: &mut BytesMut) -> Result<(), FramingError> {
+    /// Appends `frame`, framed, to `out` (see [`Codec::encode`]).
+    ///
+    /// # Errors
+    /// The frame cannot be framed; `out` is unchanged.
+    pub fn encode(&self, frame: &[u8], out: &mut BytesMut) -> Result<(), FramingError> {
         if frame.len() > self.max {
             return Err(self.too_long());
         }
@@ -139,6 +148,16 @@ impl Codec for Netstring {
         out.put_slice(frame);
         out.put_u8(b',');
         Ok(())
+    }
+}
+
+impl Codec for Netstring {
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
+        self.decode(buf)
+    }
+
+    fn encode(&self, frame: &[u8], out: &mut BytesMut) -> Result<(), FramingError> {
+        self.encode(frame, out)
     }
 
     fn reset(&mut self) {

@@ -101,8 +101,13 @@ impl Prefixed {
     }
 }
 
-impl Codec for Prefixed {
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
+impl Prefixed {
+    /// Takes the next complete frame off the front of `buf`, or `Ok(None)`
+    /// if more bytes are needed (see [`Codec::decode`]).
+    ///
+    /// # Errors
+    /// The peer broke the framing or exceeded the limit.
+    pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
         let w = self.prefix.width();
         if buf.len() < w {
             return Ok(None);
@@ -122,7 +127,11 @@ impl Codec for Prefixed {
         Ok(Some(buf.split_to(len).freeze()))
     }
 
-    fn encode(&self, frame: &[u8], out: &mut BytesMut) -> Result<(), FramingError> {
+    /// Appends `frame`, framed, to `out` (see [`Codec::encode`]).
+    ///
+    /// # Errors
+    /// The frame cannot be framed; `out` is unchanged.
+    pub fn encode(&self, frame: &[u8], out: &mut BytesMut) -> Result<(), FramingError> {
         let len = frame.len();
         if len > self.prefix.max_len() {
             return Err(FramingError::PrefixOverflow {
@@ -141,6 +150,16 @@ impl Codec for Prefixed {
         }
         out.put_slice(frame);
         Ok(())
+    }
+}
+
+impl Codec for Prefixed {
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, FramingError> {
+        self.decode(buf)
+    }
+
+    fn encode(&self, frame: &[u8], out: &mut BytesMut) -> Result<(), FramingError> {
+        self.encode(frame, out)
     }
 
     fn reset(&mut self) {}
