@@ -3,10 +3,10 @@
 //! Twisted's `protocols.basic` and its little Internet services, as
 //! sans-IO machines that any twill driver runs:
 //!
-//! - [`codec`]: pure framing codecs — [`Lines`](codec::Lines) (LF or
-//!   strict CRLF), [`Netstring`](codec::Netstring) and
-//!   [`Prefixed`](codec::Prefixed) (8/16/32-bit big-endian lengths) —
-//!   behind one [`Codec`](codec::Codec) trait;
+//! - [`codec`]: pure framing codecs — [`Lines`] (LF or
+//!   strict CRLF), [`Netstring`] and
+//!   [`Prefixed`] (8/16/32-bit big-endian lengths) —
+//!   behind one [`Codec`] trait;
 //! - [`Framed`]: one machine over any codec, for any number of
 //!   connections, client or server;
 //! - the services: [`Echo`] (RFC 862), [`Discard`] (RFC 863),
