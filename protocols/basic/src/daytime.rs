@@ -44,12 +44,10 @@ impl Daytime {
         Daytime::default()
     }
 
-    /// Daytime with this format.
-    pub fn with_format(format: DaytimeFormat) -> Self {
-        Daytime {
-            format,
-            ..Daytime::default()
-        }
+    /// How the date is written.
+    pub fn with_format(mut self, format: DaytimeFormat) -> Self {
+        self.format = format;
+        self
     }
 
     /// Writes the line for `wall` into the output buffer.

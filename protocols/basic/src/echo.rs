@@ -46,12 +46,11 @@ impl Echo {
         Echo::default()
     }
 
-    /// Echo with these output water marks per connection.
-    pub fn with_budget(budget: OutputBudget) -> Self {
-        Echo {
-            budget,
-            ..Echo::default()
-        }
+    /// Output water marks per connection: above `high` unflushed bytes
+    /// reading pauses, at `low` it resumes.
+    pub fn with_budget(mut self, budget: OutputBudget) -> Self {
+        self.budget = budget;
+        self
     }
 
     /// Whether reading `conn` is paused by backpressure.

@@ -172,7 +172,7 @@ fn chargen_limit_and_datagrams() {
 
 #[test]
 fn echo_short_takes_above_the_budget_and_resumes() {
-    let mut sim = Sim::new(Echo::with_budget(OutputBudget::new(1000, 100)));
+    let mut sim = Sim::new(Echo::new().with_budget(OutputBudget::new(1000, 100)));
     sim.auto_sent = false;
     sim.accept(A);
     sim.accept(B);
@@ -210,7 +210,7 @@ fn echo_short_takes_above_the_budget_and_resumes() {
 
 #[test]
 fn echo_half_close_while_paused_still_echoes_everything() {
-    let mut sim = Sim::new(Echo::with_budget(OutputBudget::new(100, 10)));
+    let mut sim = Sim::new(Echo::new().with_budget(OutputBudget::new(100, 10)));
     sim.auto_sent = false;
     sim.accept(A);
     sim.data(A, &[7; 500]);
@@ -247,7 +247,7 @@ fn discard_daytime_qotd() {
     t.accept(A);
     assert_eq!(t.sent_text(A), "Thu, 01 Jan 2026 00:00:00 GMT\r\n");
     assert_eq!(t.closes, vec![(A, Close::Graceful)]);
-    let mut t = Sim::new(Daytime::with_format(DaytimeFormat::Rfc3339));
+    let mut t = Sim::new(Daytime::new().with_format(DaytimeFormat::Rfc3339));
     t.advance(Duration::from_secs(3661));
     t.accept(A);
     assert_eq!(t.sent_text(A), "2026-01-01T01:01:01Z\r\n");
