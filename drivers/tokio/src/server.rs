@@ -69,6 +69,7 @@ impl<M> Server<M> {
 
     /// Serves until stopped ([`Server::shutdown`], a [`Stopper`] or a
     /// service's `stop`). Returns once every connection is closed.
+    /// Dropping the future stops the server too.
     pub async fn run(self) -> io::Result<()> {
         self.task.await
     }
@@ -111,7 +112,9 @@ where
                 }
             }
             let stop = stopper.subscribe();
+            let guard = StopOnDrop(stopper.clone());
             let task: Task = Box::pin(async move {
+                let _guard = guard;
                 let r = tokio::spawn(run_core(core, stop, false)).await;
                 remove_socket_files(&paths);
                 r.map_err(|e| io::Error::other(format!("the hub task failed: {e}")))
@@ -122,7 +125,9 @@ where
             let make: Make<M, S> = Arc::new(Mutex::new(make));
             let stopper2 = stopper.clone();
             let config = opts.config;
+            let guard = StopOnDrop(stopper.clone());
             let task: Task = Box::pin(async move {
+                let _guard = guard;
                 let cap = Cap::new(config.max_conns);
                 // Every task holds a clone; `recv` returns `None` once the
                 // last one ended.
@@ -177,6 +182,16 @@ where
         stopper,
         task,
     })
+}
+
+/// Stops the server when the future of [`Server::run`] is dropped (or a
+/// server that never ran): its tasks must not outlive it unseen.
+struct StopOnDrop(Stopper);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
 }
 
 /// An engine for one factory task; its machines come from the shared

@@ -647,3 +647,56 @@ fn a_service_can_stop_the_server() {
     let _s = TcpStream::connect(server.addr()).unwrap();
     server.wait().unwrap();
 }
+
+/// Serves a file range between in-memory bytes (sendfile on TCP and Unix
+/// sockets alike).
+struct FileServer(std::path::PathBuf);
+
+impl Service<TestMachine> for FileServer {
+    type Done = ();
+    fn on_event(&mut self, cx: &mut Cx<'_, TestMachine, ()>, event: Note) {
+        if let Note::Accepted { conn, .. } = event {
+            let id = cx.add_file(std::fs::File::open(&self.0).unwrap());
+            let m = cx.machine();
+            m.send(conn, b"head ");
+            m.send_file(conn, id, 1000, 300_000);
+            m.send(conn, b" tail");
+            m.close(conn, Close::Graceful);
+        }
+    }
+}
+
+#[test]
+fn file_payloads_go_out_in_order() {
+    let dir = std::env::temp_dir().join(format!("twill-tokio-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("data.bin");
+    let data: Vec<u8> = (0..400_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&file, &data).unwrap();
+    let sock = dir.join("files.sock");
+    let f = file.clone();
+    let server = twill_tokio::spawn(
+        ServeOptions::factory(vec![
+            ep("tcp:0:interface=127.0.0.1"),
+            ep(&format!("unix:{}", sock.display())),
+        ]),
+        move || (TestMachine::recorder(log()), FileServer(f.clone())),
+    )
+    .unwrap();
+    let mut expected = b"head ".to_vec();
+    expected.extend_from_slice(&data[1000..301_000]);
+    expected.extend_from_slice(b" tail");
+    let mut got = Vec::new();
+    let mut s = TcpStream::connect(server.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.read_to_end(&mut got).unwrap();
+    assert!(got == expected, "tcp: {} bytes", got.len());
+    let mut got = Vec::new();
+    let mut s = UnixStream::connect(&sock).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.read_to_end(&mut got).unwrap();
+    assert!(got == expected, "unix: {} bytes", got.len());
+    server.stop();
+    server.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

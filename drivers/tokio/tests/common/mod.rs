@@ -144,6 +144,13 @@ impl TestMachine {
         self.out.transmit(conn, Bytes::copy_from_slice(bytes));
     }
 
+    pub fn send_file(&mut self, conn: ConnId, id: twill_core::FileId, offset: u64, len: u64) {
+        self.out.push(Output::Transmit {
+            conn,
+            payload: twill_core::Payload::File { id, offset, len },
+        });
+    }
+
     pub fn send_to(&mut self, sock: ConnId, to: std::net::SocketAddr, bytes: &[u8]) {
         self.out.push(Output::SendTo {
             sock,
