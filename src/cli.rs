@@ -9,14 +9,18 @@ use std::fmt::Debug;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use twill_core::{Machine, Service, ServerEndpoint};
+use twill_core::{Machine, ServerEndpoint, Service};
 use twill_driver::{BindError, EngineConfig, Mode, Running, ServeOptions};
 
 /// Exit code for usage errors, bad endpoints and bind failures.
 pub const EXIT_USAGE: i32 = 2;
 
 #[derive(Parser, Debug)]
-#[command(name = "twill", version, about = "Network protocols as sans-IO state machines, served by std, mio or tokio drivers")]
+#[command(
+    name = "twill",
+    version,
+    about = "Network protocols as sans-IO state machines, served by std, mio or tokio drivers"
+)]
 struct Cli {
     /// Log level: error, warn, info, debug or trace (or a tracing filter).
     #[arg(long, global = true, default_value = "info")]
@@ -74,7 +78,10 @@ enum Command {
         #[command(flatten)]
         serve: ServeArgs,
         /// The quote (at most 512 characters).
-        #[arg(long, default_value = "Not everything that can be counted counts, and not everything that counts can be counted.")]
+        #[arg(
+            long,
+            default_value = "Not everything that can be counted counts, and not everything that counts can be counted."
+        )]
         quote: String,
     },
     /// A line chat: each line from one client goes to all the others (one
@@ -132,14 +139,17 @@ fn init_logging(level: &str) -> Result<(), String> {
 }
 
 fn run(cmd: Command) -> Result<(), String> {
-    use twill_basic::{chargen::Chargen, chat::Chat, daytime::Daytime, discard::Discard, echo::Echo, qotd::Qotd};
+    use twill_basic::{
+        chargen::Chargen, chat::Chat, daytime::Daytime, discard::Discard, echo::Echo, qotd::Qotd,
+    };
     match cmd {
         Command::Echo(a) => serve(a, "tcp:7000", Mode::Factory, || (Echo::new(), LogEvents)),
         Command::Discard(a) => serve(a, "tcp:7009", Mode::Factory, || (Discard::new(), LogEvents)),
         Command::Chargen(a) => serve(a, "tcp:7019", Mode::Factory, || (Chargen::new(), LogEvents)),
         Command::Daytime(a) => serve(a, "tcp:7013", Mode::Factory, || (Daytime::new(), LogEvents)),
         Command::Qotd { serve: a, quote } => {
-            let q = Qotd::new(bytes::Bytes::from(quote.into_bytes())).map_err(|e| format!("--quote: {e}"))?;
+            let q = Qotd::new(bytes::Bytes::from(quote.into_bytes()))
+                .map_err(|e| format!("--quote: {e}"))?;
             serve(a, "tcp:7017", Mode::Factory, move || (q.clone(), LogEvents))
         }
         Command::Chat(a) => serve(a, "tcp:7070", Mode::Hub, || (Chat::new(), LogEvents)),
@@ -162,7 +172,12 @@ where
 }
 
 /// Starts serving without waiting (for tests and embedding).
-pub fn start<M, S, F>(args: ServeArgs, default: &str, mode: Mode, make: F) -> Result<Running<M>, BindError>
+pub fn start<M, S, F>(
+    args: ServeArgs,
+    default: &str,
+    mode: Mode,
+    make: F,
+) -> Result<Running<M>, BindError>
 where
     M: Machine + Send + 'static,
     S: Service<M> + Send + 'static,

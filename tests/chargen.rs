@@ -36,7 +36,10 @@ fn spawn_chargen(driver: &str) -> Server {
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let port = loop {
-        let line = lines.next().expect("server exited before listening").unwrap();
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
         if let Some(rest) = line.split("listening on tcp ").nth(1) {
             break rest.trim().rsplit(':').next().unwrap().parse().unwrap();
         }
@@ -65,7 +68,10 @@ fn slow_reader_then_stop(driver: &str) {
     let mut first = Vec::new();
     s.read_exact(&mut buf[..74]).unwrap();
     first.extend_from_slice(&buf[..74]);
-    assert_eq!(&first[..72], &b"!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefgh"[..]);
+    assert_eq!(
+        &first[..72],
+        &b"!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefgh"[..]
+    );
     assert_eq!(&first[72..], b"\r\n");
     std::thread::sleep(Duration::from_millis(300));
     let baseline = rss_kib(server.child.id());
@@ -84,7 +90,10 @@ fn slow_reader_then_stop(driver: &str) {
     loop {
         match s.read(&mut buf) {
             Ok(0) => break,
-            Ok(_) => assert!(Instant::now() < deadline, "{driver}: still streaming after the idle timeout"),
+            Ok(_) => assert!(
+                Instant::now() < deadline,
+                "{driver}: still streaming after the idle timeout"
+            ),
             Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
             Err(e) => panic!("{driver}: {e}"),
         }

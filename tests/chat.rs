@@ -38,7 +38,10 @@ impl Client {
 
     fn hear(&mut self) -> String {
         let mut l = String::new();
-        let n = self.lines.read_line(&mut l).expect("a line within the timeout");
+        let n = self
+            .lines
+            .read_line(&mut l)
+            .expect("a line within the timeout");
         assert!(n > 0, "connection closed");
         l.trim_end().to_string()
     }
@@ -47,9 +50,12 @@ impl Client {
 #[test]
 fn chat_hub_every_driver() {
     for driver in DRIVERS {
-        let server = start(args(driver, &["tcp:0:interface=127.0.0.1"]), "", Mode::Hub, || {
-            (Chat::new(), LogEvents)
-        })
+        let server = start(
+            args(driver, &["tcp:0:interface=127.0.0.1"]),
+            "",
+            Mode::Hub,
+            || (Chat::new(), LogEvents),
+        )
         .expect("bind");
         let addr = server.addr();
         let mut clients: Vec<Client> = Vec::new();
@@ -76,8 +82,10 @@ fn chat_hub_every_driver() {
                 }
             }
             heard.sort();
-            let mut want: Vec<String> =
-                (0..CLIENTS).filter(|j| *j != i).map(|j| format!("message from {j}")).collect();
+            let mut want: Vec<String> = (0..CLIENTS)
+                .filter(|j| *j != i)
+                .map(|j| format!("message from {j}"))
+                .collect();
             want.sort();
             assert_eq!(heard, want, "{driver:?}: client {i}");
         }
@@ -101,7 +109,10 @@ fn chat_hub_in_memory() {
         let text = sim.sent_text(*c);
         let mut got: Vec<&str> = text.lines().collect();
         got.sort();
-        let mut want: Vec<String> = (0..CLIENTS).filter(|j| *j != i).map(|j| format!("line {j}")).collect();
+        let mut want: Vec<String> = (0..CLIENTS)
+            .filter(|j| *j != i)
+            .map(|j| format!("line {j}"))
+            .collect();
         want.sort();
         assert_eq!(got, want, "client {i}");
     }

@@ -6,7 +6,10 @@ use std::net::TcpListener;
 use std::process::Command;
 
 fn twill(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_twill")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_twill"))
+        .args(args)
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -42,7 +45,10 @@ fn bad_flags_and_endpoints() {
     assert_usage_error(&["frobnicate"], "frobnicate");
     assert_usage_error(&["echo", "--driver", "gtk"], "gtk");
     assert_usage_error(&["echo", "--listen", "tcp:notaport"], "invalid port");
-    assert_usage_error(&["echo", "--listen", "carrier-pigeon:1"], "unknown endpoint type");
+    assert_usage_error(
+        &["echo", "--listen", "carrier-pigeon:1"],
+        "unknown endpoint type",
+    );
     assert_usage_error(&["echo", "--listen", "unix:/x:mode=9z"], "mode");
     assert_usage_error(&["--log-level", "[[", "echo"], "log-level");
 }
@@ -56,7 +62,11 @@ fn busy_port_is_one_line() {
         let (code, _, err) = twill(&["echo", "--listen", &ep, "--driver", driver]);
         assert_eq!(code, 2, "{driver}: {err}");
         assert!(err.contains("address already in use"), "{driver}: {err}");
-        assert_eq!(err.trim_end().lines().count(), 1, "{driver}: not one line: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "{driver}: not one line: {err}"
+        );
     }
 }
 

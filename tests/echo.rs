@@ -57,7 +57,11 @@ fn rust_clients(connect: impl Fn() -> Box<dyn Stream> + Sync) {
                     });
                     let mut pos = 0;
                     while pos < data.len() {
-                        let n = if rng.next() % 2 == 0 { rng.size(64) } else { rng.size(65536) };
+                        let n = if rng.next() % 2 == 0 {
+                            rng.size(64)
+                        } else {
+                            rng.size(65536)
+                        };
                         let end = (pos + n).min(data.len());
                         stream.write_all(&data[pos..end]).unwrap();
                         pos = end;
@@ -76,15 +80,25 @@ fn rust_clients(connect: impl Fn() -> Box<dyn Stream> + Sync) {
 }
 
 fn echo_tcp(driver: Driver) {
-    let server = start(args(driver, &["tcp:0:interface=127.0.0.1"]), "", Mode::Factory, || {
-        (Echo::new(), LogEvents)
-    })
+    let server = start(
+        args(driver, &["tcp:0:interface=127.0.0.1"]),
+        "",
+        Mode::Factory,
+        || (Echo::new(), LogEvents),
+    )
     .expect("bind");
     let addr = server.addr();
     rust_clients(|| Box::new(TcpStream::connect(addr).unwrap()));
     run_python(
         "echo_clients.py",
-        &["--tcp", &addr.to_string(), "--clients", &CLIENTS.to_string(), "--bytes", &BYTES.to_string()],
+        &[
+            "--tcp",
+            &addr.to_string(),
+            "--clients",
+            &CLIENTS.to_string(),
+            "--bytes",
+            &BYTES.to_string(),
+        ],
     );
     server.stop();
     server.wait().unwrap();
@@ -93,11 +107,21 @@ fn echo_tcp(driver: Driver) {
 fn echo_unix(driver: Driver) {
     let path = unix_path("echo");
     let ep = format!("unix:{path}");
-    let server = start(args(driver, &[&ep]), "", Mode::Factory, || (Echo::new(), LogEvents)).expect("bind");
+    let server = start(args(driver, &[&ep]), "", Mode::Factory, || {
+        (Echo::new(), LogEvents)
+    })
+    .expect("bind");
     rust_clients(|| Box::new(UnixStream::connect(&path).unwrap()));
     run_python(
         "echo_clients.py",
-        &["--unix", &path, "--clients", &CLIENTS.to_string(), "--bytes", &BYTES.to_string()],
+        &[
+            "--unix",
+            &path,
+            "--clients",
+            &CLIENTS.to_string(),
+            "--bytes",
+            &BYTES.to_string(),
+        ],
     );
     server.stop();
     server.wait().unwrap();

@@ -71,9 +71,12 @@ impl Service<M> for Shout {
 #[test]
 fn one_service_every_driver() {
     for driver in DRIVERS {
-        let server = start(args(driver, &["tcp:0:interface=127.0.0.1"]), "", Mode::Factory, || {
-            (Framed::new(Lines::new().max_length(64)), Shout)
-        })
+        let server = start(
+            args(driver, &["tcp:0:interface=127.0.0.1"]),
+            "",
+            Mode::Factory,
+            || (Framed::new(Lines::new().max_length(64)), Shout),
+        )
         .expect("bind");
         let addr = server.addr();
         let s = TcpStream::connect(addr).unwrap();

@@ -13,7 +13,10 @@ use twill::cli::{start, Driver, LogEvents};
 use twill_driver::Mode;
 
 fn echo(driver: Driver, endpoint: &str) -> twill_driver::Running<Echo> {
-    start(args(driver, &[endpoint]), "", Mode::Factory, || (Echo::new(), LogEvents)).expect("bind")
+    start(args(driver, &[endpoint]), "", Mode::Factory, || {
+        (Echo::new(), LogEvents)
+    })
+    .expect("bind")
 }
 
 #[test]
@@ -22,7 +25,9 @@ fn udp_echo_every_driver() {
         let server = echo(driver, "udp:0:interface=127.0.0.1");
         let addr = server.addr();
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-        client.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         for msg in [&b"hello"[..], b"", &[0xAB; 1200][..]] {
             client.send_to(msg, addr).unwrap();
             let mut buf = [0u8; 2048];
@@ -41,16 +46,27 @@ fn multicast_reaches_both_members_every_driver() {
     for (i, driver) in DRIVERS.into_iter().enumerate() {
         let group: Ipv4Addr = format!("239.255.42.{}", 10 + i).parse().unwrap();
         // Both members on one port, joined on the loopback interface.
-        let first = echo(driver, &format!("udp:0:interface=127.0.0.1:multicast={group}"));
+        let first = echo(
+            driver,
+            &format!("udp:0:interface=127.0.0.1:multicast={group}"),
+        );
         let port = first.addr().port();
-        let second = echo(driver, &format!("udp:{port}:interface=127.0.0.1:multicast={group}"));
+        let second = echo(
+            driver,
+            &format!("udp:{port}:interface=127.0.0.1:multicast={group}"),
+        );
 
-        let sender = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        let sender =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
         sender.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
         sender.set_multicast_loop_v4(true).unwrap();
-        sender.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).unwrap();
+        sender
+            .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+            .unwrap();
         let sender: UdpSocket = sender.into();
-        sender.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        sender
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
         sender.send_to(b"to the group", (group, port)).unwrap();
 
         // Each member echoes what it got back to the sender: two replies.
@@ -63,7 +79,10 @@ fn multicast_reaches_both_members_every_driver() {
                 break;
             }
         }
-        assert_eq!(replies, 2, "{driver:?}: both group members must receive the datagram");
+        assert_eq!(
+            replies, 2,
+            "{driver:?}: both group members must receive the datagram"
+        );
         first.stop();
         second.stop();
         first.wait().unwrap();

@@ -7,8 +7,8 @@
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use twill_basic::codec::{Codec, Lines};
 use tokio_util::codec::{Decoder, LinesCodec};
+use twill_basic::codec::{Codec, Lines};
 
 /// 1 MiB of lines of 10–120 printable characters (IRC/SMTP-like), LF-ended.
 fn input() -> BytesMut {

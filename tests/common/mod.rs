@@ -14,7 +14,10 @@ pub const DRIVERS: [Driver; 3] = [Driver::Std, Driver::Mio, Driver::Tokio];
 /// Serve flags for `endpoints` on `driver`, no idle timeout.
 pub fn args(driver: Driver, endpoints: &[&str]) -> ServeArgs {
     ServeArgs {
-        listen: endpoints.iter().map(|e| e.parse().expect("endpoint")).collect(),
+        listen: endpoints
+            .iter()
+            .map(|e| e.parse().expect("endpoint"))
+            .collect(),
         driver,
         max_conns: 10_000,
         idle_timeout: 0,
@@ -41,13 +44,18 @@ pub fn python() -> String {
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(ok, "no usable Python at {py:?}: run scripts/test-all.sh, which installs it");
+    assert!(
+        ok,
+        "no usable Python at {py:?}: run scripts/test-all.sh, which installs it"
+    );
     py
 }
 
 /// Path of a script in tests/py.
 pub fn py_script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/py").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/py")
+        .join(name)
 }
 
 /// Runs a Python script and asserts it succeeded; returns its stdout.

@@ -41,7 +41,10 @@ fn plain_tokio() -> SocketAddr {
 /// `conns` clients each send `bytes` in 64 KiB writes while reading the
 /// echo; returns MB/s of echoed bytes.
 fn load(addr: SocketAddr, conns: usize, bytes: usize) -> f64 {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let start = Instant::now();
         let mut tasks = Vec::new();

@@ -24,13 +24,23 @@ fn rss_kib() -> u64 {
 }
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000);
     let want = (2 * n + 1024) as u64;
-    let (_, hard) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
-    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, want.min(hard), hard)
-        .expect("raising the open-file limit");
+    let (_, hard) =
+        nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).unwrap();
+    nix::sys::resource::setrlimit(
+        nix::sys::resource::Resource::RLIMIT_NOFILE,
+        want.min(hard),
+        hard,
+    )
+    .expect("raising the open-file limit");
 
-    let mut opts = ServeOptions::factory(vec!["tcp:0:interface=127.0.0.1:backlog=4096".parse().unwrap()]);
+    let mut opts = ServeOptions::factory(vec!["tcp:0:interface=127.0.0.1:backlog=4096"
+        .parse()
+        .unwrap()]);
     opts.config.max_conns = n + 100;
     let server = twill_mio::spawn(opts, || (Echo::new(), Ignore)).unwrap();
     let addr = server.addr();

@@ -203,7 +203,9 @@ fn short_take_holds_bytes_until_resume() {
     assert!(!e.wants_read(a));
     // The peer's EOF waits behind the held bytes.
     e.eof(a, true, now(1));
-    assert!(!actions(&mut e).iter().any(|x| matches!(x, Action::Shutdown { .. })));
+    assert!(!actions(&mut e)
+        .iter()
+        .any(|x| matches!(x, Action::Shutdown { .. })));
     // The machine resumes: held bytes are offered again, three at a time,
     // each take followed by another Resume until all are taken.
     let slot = e.slot_of(a).unwrap();
@@ -218,7 +220,9 @@ fn short_take_holds_bytes_until_resume() {
     let acts = actions(&mut e);
     assert_eq!(written(&acts, a), b"defgh");
     // Now the EOF arrives, and the machine closes.
-    assert!(acts.iter().any(|x| matches!(x, Action::Shutdown { key, how: Close::Graceful } if *key == a)));
+    assert!(acts
+        .iter()
+        .any(|x| matches!(x, Action::Shutdown { key, how: Close::Graceful } if *key == a)));
 }
 
 #[test]
