@@ -376,6 +376,7 @@ struct Pending {
     task: JoinHandle<()>,
     out: WriteQueue,
     then: Option<Close>,
+    cap: Option<CapGuard>,
 }
 
 /// The state of one socket's output, for `Conn::flush`.
@@ -405,6 +406,9 @@ pub(crate) struct Core<M: Machine, S: Service<M>> {
     tx: mpsc::UnboundedSender<Ev<M, S::Done>>,
     rx: mpsc::UnboundedReceiver<Ev<M, S::Done>>,
     stop: Option<Stopper>,
+    /// The server-wide cap of a factory server (whose per-connection
+    /// engines each count only their own connections).
+    cap: Option<Arc<Cap>>,
     /// No reads at all while set (a `Conn` whose application has not
     /// taken its events yet).
     reads_paused: bool,
@@ -434,6 +438,7 @@ where
             tx,
             rx,
             stop,
+            cap: None,
             reads_paused: false,
             watch: None,
             watch_error: None,
@@ -442,6 +447,20 @@ where
 
     pub(crate) fn now(&self) -> Now {
         self.clock.now()
+    }
+
+    /// Counts this core's streams under a server-wide cap too.
+    pub(crate) fn set_cap(&mut self, cap: Arc<Cap>) {
+        self.cap = Some(cap);
+    }
+
+    /// A place under the server-wide cap (`Err` when full; `Ok(None)`
+    /// without a cap).
+    fn acquire(&self) -> Result<Option<CapGuard>, ()> {
+        match &self.cap {
+            None => Ok(None),
+            Some(c) => c.try_acquire().map(Some).ok_or(()),
+        }
     }
 
     /// A handle whose commands run on this core's task.
@@ -548,6 +567,11 @@ where
     /// Starts connecting `key` (registered with the engine, which awaits
     /// `opened`/`open_failed`): a task resolves and connects, off this one.
     pub(crate) fn start_connect(&mut self, key: Key, how: Open) {
+        let Ok(cap) = self.acquire() else {
+            let now = self.now();
+            self.engine.open_failed(key, OpenError::Limit, now);
+            return;
+        };
         let tx = self.tx.clone();
         let task = match how {
             Open::Connect {
@@ -570,6 +594,7 @@ where
                 task,
                 out: WriteQueue::default(),
                 then: None,
+                cap,
             },
         );
     }
@@ -665,7 +690,7 @@ where
             Ok(io) => {
                 let (local, peer) = io.addrs();
                 let waker = self.waker(key);
-                let mut s = Self::stream_sock(io, waker, None);
+                let mut s = Self::stream_sock(io, waker, p.cap);
                 s.out = p.out;
                 s.then = p.then;
                 self.socks.insert(key, Sock::Stream(s));
@@ -1039,7 +1064,14 @@ where
             match l.io.poll_accept(&mut cx) {
                 Poll::Pending => return,
                 Poll::Ready(Ok(io)) => {
-                    self.add_accepted(key, io, None);
+                    match self.acquire() {
+                        Ok(cap) => {
+                            self.add_accepted(key, io, cap);
+                        }
+                        Err(()) => {
+                            tracing::debug!("connection limit reached; closing the new connection")
+                        }
+                    }
                     self.apply_actions();
                 }
                 Poll::Ready(Err(e)) if accept_error_is_transient(&e) => {}

@@ -152,6 +152,7 @@ where
                                 factory_engine(&make, config.clone()),
                                 Some(stopper2.clone()),
                             );
+                            core.set_cap(cap.clone());
                             core.add_udp(u);
                             let stop = stopper2.subscribe();
                             let alive = alive.clone();
@@ -281,6 +282,7 @@ where
             factory_engine(&self.make, self.config.clone()),
             Some(self.stopper.clone()),
         );
+        core.set_cap(self.cap.clone());
         // The engine names listeners by registration order: register the
         // endpoint listeners up to ours so `Accepted` carries its id.
         let mut listener = 0;

@@ -229,6 +229,11 @@ impl Machine for TestMachine {
                 self.note(Note::OpenFailed { conn, error });
             }
             Input::Data { conn, bytes } => {
+                // Waiting for the backend: leave the bytes with the driver,
+                // which relays them once spliced.
+                if self.splice_wait.values().any(|f| *f == conn) {
+                    return Ok(0);
+                }
                 let echo = self.conns.get(&conn).is_some_and(|c| c.echo);
                 if echo {
                     self.out.buf.extend_from_slice(bytes);
