@@ -1,4 +1,5 @@
-//! Line framing: twill-basic's `Lines` codec beside tokio-util's
+//! Line framing: twill-basic's `Lines` codec (`decode`, one owned `Bytes`
+//! per line, and `decode_each`, borrowed slices in one pass) beside tokio-util's
 //! `LinesCodec` on the same input, and beside a bare `memchr` scan (the
 //! physical limit: finding the newlines and nothing else).
 //!
@@ -8,7 +9,7 @@
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tokio_util::codec::{Decoder, LinesCodec};
-use twill_basic::codec::{Codec, Lines};
+use twill_basic::codec::Lines;
 
 /// 1 MiB of lines of 10–120 printable characters (IRC/SMTP-like), LF-ended.
 fn input() -> BytesMut {
@@ -43,6 +44,24 @@ fn bench(c: &mut Criterion) {
                     n += 1;
                     std::hint::black_box(frame);
                 }
+                assert_eq!(n, lines);
+            },
+            BatchSize::LargeInput,
+        )
+    });
+
+    g.bench_function("twill_decode_each", |b| {
+        b.iter_batched_ref(
+            || data.clone(),
+            |buf| {
+                let mut codec = Lines::new();
+                let mut n = 0;
+                codec
+                    .decode_each(buf, |line| {
+                        n += 1;
+                        std::hint::black_box(line);
+                    })
+                    .unwrap();
                 assert_eq!(n, lines);
             },
             BatchSize::LargeInput,

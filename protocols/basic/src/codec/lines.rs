@@ -129,6 +129,59 @@ impl Lines {
         }
     }
 
+    /// Hands every complete line in `buf` to `each` as a borrowed slice
+    /// (without its ending) and removes them from `buf`; returns how many.
+    ///
+    /// This is the batch form of [`decode`](Self::decode) for parsers that
+    /// read a line and keep only what they need (a command, a few fields):
+    /// one `memchr` pass over the buffer and no reference count per line.
+    /// The partial line left at the end is remembered as scanned.
+    ///
+    /// # Errors
+    /// A line (complete or partial) over the limit; the lines before it
+    /// were handed over and removed.
+    pub fn decode_each(
+        &mut self,
+        buf: &mut BytesMut,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<usize, FramingError> {
+        let from = self.scanned.min(buf.len());
+        let mut start = 0;
+        let mut count = 0;
+        let mut err = None;
+        for lf in memchr::memchr_iter(b'\n', &buf[from..]).map(|i| from + i) {
+            let cr = lf > start && buf[lf - 1] == b'\r';
+            let end = match self.ending {
+                LineEnding::Lf if cr => lf - 1,
+                LineEnding::Lf => lf,
+                LineEnding::CrLf if cr => lf - 1,
+                // A bare LF is data in strict CRLF mode.
+                LineEnding::CrLf => continue,
+            };
+            if end - start > self.max {
+                err = Some(self.too_long());
+                break;
+            }
+            each(&buf[start..end]);
+            count += 1;
+            start = lf + 1;
+        }
+        buf.advance(start);
+        self.scanned = 0;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        // The same bound on the partial line as `decode` applies.
+        let n = buf.len();
+        if n > self.max.saturating_add(1)
+            || (n == self.max.saturating_add(1) && buf[n - 1] != b'\r')
+        {
+            return Err(self.too_long());
+        }
+        self.scanned = n;
+        Ok(count)
+    }
+
     /// Appends `frame`, framed, to `out` (see [`Codec::encode`]).
     ///
     /// # Errors
@@ -185,6 +238,30 @@ impl Codec for Lines {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_each_matches_decode() {
+        for ending in [Lines::new(), Lines::crlf()] {
+            let input = b"a\r\nbb\ncc\r\n\r\nd\ne";
+            let (frames, _, rest) = decode_all(&mut ending.clone(), input);
+            let mut seen = Vec::new();
+            let mut c = ending.clone();
+            let mut buf = BytesMut::new();
+            // Byte at a time, to exercise the remembered scan position.
+            for b in input {
+                buf.extend_from_slice(&[*b]);
+                c.decode_each(&mut buf, |l| seen.push(Bytes::copy_from_slice(l)))
+                    .unwrap();
+            }
+            assert_eq!(seen, frames);
+            assert_eq!(buf.len(), rest);
+        }
+        let mut c = Lines::new().max_length(3);
+        let mut buf = BytesMut::from(&b"ok\ntoolong\nx"[..]);
+        let mut seen = 0;
+        assert!(c.decode_each(&mut buf, |_| seen += 1).is_err());
+        assert_eq!(seen, 1);
+    }
 
     fn decode_all(c: &mut Lines, input: &[u8]) -> (Vec<Bytes>, Result<(), FramingError>, usize) {
         let mut buf = BytesMut::from(input);
