@@ -42,8 +42,15 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "cargo test"
 mkdir -p target
 set +e
-cargo test --workspace --all-targets --no-fail-fast 2>&1 | tee target/test-output.txt
-status=${PIPESTATUS[0]}
+{
+    cargo test --workspace --all-targets --no-fail-fast 2>&1
+    echo "all-targets exit: $?"
+    cargo test --workspace --doc 2>&1
+    echo "doc exit: $?"
+} | tee target/test-output.txt
+status=0
+grep -q '^all-targets exit: 0$' target/test-output.txt || status=1
+grep -q '^doc exit: 0$' target/test-output.txt || status=1
 set -e
 
 passed=$(grep -Eo 'test result: [a-zA-Z]+\. [0-9]+ passed' target/test-output.txt | awk '{s+=$4} END {print s+0}')
