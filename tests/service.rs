@@ -63,7 +63,11 @@ impl Service<M> for Shout {
         };
         // The std and mio drivers own a machine on one thread; tokio owns
         // it in a task, which may move between worker threads.
-        let same = if here == done.asked_on { "same" } else { "moved" };
+        let same = if here == done.asked_on {
+            "same"
+        } else {
+            "moved"
+        };
         let reply = format!("{} {off} {same}", String::from_utf8_lossy(&done.line));
         let _ = cx.machine().send(done.conn, reply.as_bytes());
     }
@@ -75,7 +79,10 @@ impl Service<M> for Shout {
 
 fn assert_reply(line: &str, text: &str, driver: Driver) {
     if driver == Driver::Tokio {
-        assert!(line.starts_with(&format!("{text} off-thread ")), "{driver:?}: {line:?}");
+        assert!(
+            line.starts_with(&format!("{text} off-thread ")),
+            "{driver:?}: {line:?}"
+        );
     } else {
         assert_eq!(line, format!("{text} off-thread same\n"), "{driver:?}");
     }
