@@ -51,6 +51,7 @@ pub mod discard;
 pub mod echo;
 pub mod error;
 pub mod framed;
+pub mod oneshot;
 pub mod qotd;
 pub mod service;
 
@@ -62,5 +63,6 @@ pub use discard::Discard;
 pub use echo::Echo;
 pub use error::{Error, FramingError};
 pub use framed::{Framed, FramedEvent};
+pub use oneshot::OneShot;
 pub use qotd::Qotd;
 pub use service::ServiceEvent;

@@ -1,23 +1,15 @@
 //! Quote of the Day (RFC 865): on connect, a short message, then close; a
-//! datagram gets the same message back.
-//!
-//! | input | effect |
-//! |---|---|
-//! | `Accepted` / `Opened` | [`ServiceEvent::Connected`], the quote, `Close::Graceful` |
-//! | `Data` | all taken and ignored |
-//! | `Datagram` | the quote to the sender |
-//! | `Closed` | [`ServiceEvent::Closed`] |
+//! datagram gets the same message back (the [`OneShot`] shape).
 //!
 //! The RFC limits the message to 512 characters; [`Qotd::new`] refuses a
 //! longer one. The quote is sent exactly as configured (add the CRLF you
 //! want); it is stored once and sent as a shared `Bytes`.
 
-use alloc::collections::BTreeSet;
-use bytes::Bytes;
-use twill_core::{Close, ConnId, Input, Machine, Now, OutQueue, Output};
+use bytes::{Bytes, BytesMut};
+use twill_core::Now;
 
 use crate::error::Error;
-use crate::service::ServiceEvent;
+use crate::oneshot::{Message, OneShot};
 
 /// The longest quote RFC 865 allows.
 pub const MAX_QUOTE: usize = 512;
@@ -25,37 +17,27 @@ pub const MAX_QUOTE: usize = 512;
 /// The quote [`Qotd::default`] sends (Ralph Waldo Emerson, public domain).
 pub const DEFAULT_QUOTE: &str = "The only way to have a friend is to be one. -- Emerson\r\n";
 
+/// A quote of at most [`MAX_QUOTE`] bytes.
+#[derive(Clone, Debug)]
+pub struct Quote(Bytes);
+
+impl Default for Quote {
+    fn default() -> Self {
+        Quote(Bytes::from_static(DEFAULT_QUOTE.as_bytes()))
+    }
+}
+
+impl Message for Quote {
+    fn message(&self, _now: Now, _buf: &mut BytesMut) -> Bytes {
+        self.0.clone()
+    }
+}
+
 /// The quote-of-the-day service over any number of connections and
 /// sockets.
-#[derive(Debug)]
-pub struct Qotd {
-    quote: Bytes,
-    conns: BTreeSet<ConnId>,
-    out: OutQueue<ServiceEvent>,
-}
+pub type Qotd = OneShot<Quote>;
 
-impl Default for Qotd {
-    fn default() -> Self {
-        Qotd {
-            quote: Bytes::from_static(DEFAULT_QUOTE.as_bytes()),
-            conns: BTreeSet::new(),
-            out: OutQueue::new(),
-        }
-    }
-}
-
-/// A fresh service with the same quote (for a factory of per-connection
-/// machines).
-impl Clone for Qotd {
-    fn clone(&self) -> Self {
-        Qotd {
-            quote: self.quote.clone(),
-            ..Qotd::default()
-        }
-    }
-}
-
-impl Qotd {
+impl OneShot<Quote> {
     /// A service sending `quote`.
     ///
     /// # Errors
@@ -65,61 +47,11 @@ impl Qotd {
         if quote.len() > MAX_QUOTE {
             return Err(Error::QuoteTooLong { len: quote.len() });
         }
-        Ok(Qotd {
-            quote,
-            ..Qotd::default()
-        })
+        Ok(OneShot::saying(Quote(quote)))
     }
 
     /// The quote.
     pub fn quote(&self) -> &Bytes {
-        &self.quote
-    }
-}
-
-impl Machine for Qotd {
-    type Event = ServiceEvent;
-    type Error = Error;
-
-    /// Never fails.
-    fn handle_input(&mut self, _now: Now, input: Input<'_>) -> Result<usize, Error> {
-        match input {
-            Input::Accepted { conn, peer, .. } | Input::Opened { conn, peer, .. } => {
-                self.conns.insert(conn);
-                self.out.event(ServiceEvent::Connected { conn, peer });
-                self.out.transmit(conn, self.quote.clone());
-                self.out.close(conn, Close::Graceful);
-            }
-            Input::Data { bytes, .. } => return Ok(bytes.len()),
-            Input::Closed { conn } => {
-                let known = self.conns.remove(&conn);
-                if known {
-                    self.out.event(ServiceEvent::Closed { conn });
-                }
-            }
-            Input::Datagram {
-                sock, from, bytes, ..
-            } => {
-                self.out.push(Output::SendTo {
-                    sock,
-                    to: from,
-                    bytes: self.quote.clone(),
-                });
-                self.out.event(ServiceEvent::Datagram {
-                    sock,
-                    from,
-                    len: bytes.len(),
-                    replied: self.quote.len(),
-                });
-            }
-            _ => {}
-        }
-        Ok(0)
-    }
-
-    fn handle_timeout(&mut self, _now: Now) {}
-
-    fn poll_output(&mut self) -> Output<ServiceEvent> {
-        self.out.pop_or_wait(None)
+        &self.say.0
     }
 }
