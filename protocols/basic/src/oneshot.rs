@@ -65,7 +65,8 @@ impl<S: Message> Machine for OneShot<S> {
             }
             Input::Data { bytes, .. } => return Ok(bytes.len()),
             Input::Closed { conn } => {
-                if self.conns.remove(&conn) {
+                let known = self.conns.remove(&conn);
+                if known {
                     self.out.event(ServiceEvent::Closed { conn });
                 }
             }
