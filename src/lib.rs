@@ -26,4 +26,5 @@ pub use twill_std as std_driver;
 pub use twill_tokio as tokio_driver;
 
 pub mod cli;
+pub mod get;
 pub mod web;
