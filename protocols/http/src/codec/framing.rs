@@ -1,0 +1,171 @@
+//! Message-body framing (RFC 9112 §6): how long a body is, decided from
+//! the head alone, and the connection-persistence rules (§9.3).
+
+use super::head::{trim, Headers, RequestHead, ResponseHead, Version};
+use crate::error::ProtocolError;
+
+/// How a message body is delimited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BodyKind {
+    /// No body at all.
+    Empty,
+    /// Exactly this many bytes (`Content-Length`).
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// The body runs until the connection closes (responses only).
+    CloseDelimited,
+}
+
+impl BodyKind {
+    /// Whether no body bytes follow.
+    pub fn is_empty(self) -> bool {
+        matches!(self, BodyKind::Empty | BodyKind::Length(0))
+    }
+}
+
+/// Parses a Content-Length value: ASCII digits only, no sign, at most 19
+/// digits.
+///
+/// # Errors
+/// [`ProtocolError::BadContentLength`].
+pub fn parse_content_length(v: &[u8]) -> Result<u64, ProtocolError> {
+    let v = trim(v);
+    if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        return Err(ProtocolError::BadContentLength);
+    }
+    Ok(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+/// The single Content-Length of a message, if any. Duplicates are refused
+/// even when equal (`Content-Length: 5, 5` too): a message that two
+/// parsers could read differently is not accepted.
+fn content_length(h: &Headers) -> Result<Option<u64>, ProtocolError> {
+    let mut found = None;
+    for v in h.get_all("content-length") {
+        if found.is_some() || v.contains(&b',') {
+            return Err(ProtocolError::MultipleContentLength);
+        }
+        found = Some(parse_content_length(v)?);
+    }
+    Ok(found)
+}
+
+/// Reads Transfer-Encoding: `Ok(None)` without it, `Ok(Some(true))` when
+/// chunked is the final (and only) coding, `Ok(Some(false))` when the
+/// final coding is something else.
+fn transfer_encoding(h: &Headers) -> Result<Option<bool>, ProtocolError> {
+    let mut any = false;
+    let mut chunked_seen = false;
+    let mut last_chunked = false;
+    // Anything but chunked (gzip, deflate, compress, the retired identity)
+    // is a coding this implementation does not decode.
+    for v in h.get_all("transfer-encoding") {
+        for coding in v.split(|&b| b == b',') {
+            let c = trim(coding);
+            if c.is_empty() {
+                continue;
+            }
+            any = true;
+            // Parameters are not allowed on chunked; any other coding is
+            // unknown to us.
+            if c.eq_ignore_ascii_case(b"chunked") {
+                if chunked_seen {
+                    return Err(ProtocolError::ChunkedNotFinal);
+                }
+                chunked_seen = true;
+                last_chunked = true;
+            } else {
+                if chunked_seen {
+                    return Err(ProtocolError::ChunkedNotFinal);
+                }
+                return Err(ProtocolError::UnknownTransferCoding);
+            }
+        }
+    }
+    if h.get("transfer-encoding").is_some() && !any {
+        return Err(ProtocolError::UnknownTransferCoding);
+    }
+    Ok(any.then_some(last_chunked))
+}
+
+/// The body framing of a request (RFC 9112 §6.3), with the checks a server
+/// owes: TE with CL, unknown codings, chunked not final, TE in HTTP/1.0,
+/// a missing or repeated Host in HTTP/1.1.
+///
+/// # Errors
+/// The head's framing is ambiguous or unsupported.
+pub fn request_body(head: &RequestHead) -> Result<BodyKind, ProtocolError> {
+    let h = head.headers();
+    if head.version() == Version::Http11 && h.get_all("host").count() != 1 {
+        return Err(ProtocolError::BadHost);
+    }
+    let te = h.get("transfer-encoding").is_some();
+    let cl = content_length(h)?;
+    if te {
+        if cl.is_some() {
+            return Err(ProtocolError::TransferEncodingAndContentLength);
+        }
+        if head.version() == Version::Http10 {
+            return Err(ProtocolError::TransferEncodingHttp10);
+        }
+        return match transfer_encoding(h)? {
+            Some(true) => Ok(BodyKind::Chunked),
+            _ => Err(ProtocolError::ChunkedNotFinal),
+        };
+    }
+    Ok(match cl {
+        Some(0) | None => BodyKind::Empty,
+        Some(n) => BodyKind::Length(n),
+    })
+}
+
+/// The body framing of a response to a request with `method`
+/// (RFC 9112 §6.3): none for HEAD, 1xx, 204 and 304, none (a tunnel) for a
+/// 2xx to CONNECT; chunked, then Content-Length, else close-delimited.
+///
+/// # Errors
+/// Ambiguous framing (TE with CL, several Content-Lengths).
+pub fn response_body(head: &ResponseHead, method: &str) -> Result<BodyKind, ProtocolError> {
+    let s = head.status();
+    if method == "HEAD" || (100..200).contains(&s) || s == 204 || s == 304 {
+        return Ok(BodyKind::Empty);
+    }
+    if method == "CONNECT" && (200..300).contains(&s) {
+        return Ok(BodyKind::Empty);
+    }
+    let h = head.headers();
+    let cl = content_length(h)?;
+    if h.get("transfer-encoding").is_some() {
+        if cl.is_some() {
+            return Err(ProtocolError::TransferEncodingAndContentLength);
+        }
+        return Ok(match transfer_encoding(h) {
+            Ok(Some(true)) => BodyKind::Chunked,
+            // A final coding other than chunked: read until close.
+            _ => BodyKind::CloseDelimited,
+        });
+    }
+    Ok(match cl {
+        Some(0) => BodyKind::Empty,
+        Some(n) => BodyKind::Length(n),
+        None => BodyKind::CloseDelimited,
+    })
+}
+
+/// Whether the sender of a message with this version and fields wants the
+/// connection kept open after it (RFC 9112 §9.3).
+pub fn wants_keep_alive(version: Version, h: &Headers) -> bool {
+    if h.has_token("connection", "close") {
+        return false;
+    }
+    match version {
+        Version::Http11 => true,
+        Version::Http10 => h.has_token("connection", "keep-alive"),
+    }
+}
+
+/// Whether a status may carry a body at all.
+pub fn status_has_body(status: u16) -> bool {
+    !((100..200).contains(&status) || status == 204 || status == 304)
+}

@@ -1,0 +1,760 @@
+//! Message heads: finding the end of a head incrementally
+//! ([`HeadScanner`]), parsing request and response heads with `httparse`
+//! into zero-copy [`RequestHead`] / [`ResponseHead`] values (the head is one
+//! `Bytes`; the method, target and every header field are ranges of it),
+//! and serializing heads.
+
+use alloc::vec::Vec;
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::{Error, ProtocolError};
+
+/// The most header fields any configuration may allow (the size of the
+/// `httparse` header array on the stack).
+pub const MAX_HEADERS_CAP: usize = 256;
+
+/// An HTTP/1.x version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Version {
+    /// HTTP/1.0: close after each message unless `Connection: keep-alive`.
+    Http10,
+    /// HTTP/1.1: persistent unless `Connection: close`.
+    Http11,
+}
+
+impl Version {
+    /// `"HTTP/1.0"` or `"HTTP/1.1"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// Bounds on a head. A head over a bound is refused at the earliest byte
+/// that proves it, never buffered further.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HeadLimits {
+    /// The longest request line or status line (414 for a request line).
+    pub max_line: usize,
+    /// The longest head: start line, fields and the empty line (431).
+    pub max_head: usize,
+    /// The most header fields, at most [`MAX_HEADERS_CAP`] (431).
+    pub max_headers: usize,
+}
+
+impl Default for HeadLimits {
+    /// 8 KiB line, 64 KiB head, 100 fields.
+    fn default() -> Self {
+        HeadLimits {
+            max_line: 8 * 1024,
+            max_head: 64 * 1024,
+            max_headers: 100,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn of(base: &[u8], part: &[u8]) -> Span {
+        // Both slices come from the same buffer: the offset is a plain
+        // address difference, no unsafe needed.
+        let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
+        Span {
+            start: start as u32,
+            end: (start + part.len()) as u32,
+        }
+    }
+
+    fn get<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        buf.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// Header fields of a head or trailer section: ranges of one shared
+/// `Bytes`, in the order received. Names compare case-insensitively.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    buf: Bytes,
+    fields: Vec<(Span, Span)>,
+}
+
+impl core::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let mut l = f.debug_list();
+        for (n, v) in self.iter() {
+            l.entry(&(n, alloc::string::String::from_utf8_lossy(v)));
+        }
+        l.finish()
+    }
+}
+
+impl Headers {
+    fn from_httparse(buf: &Bytes, parsed: &[httparse::Header<'_>]) -> Headers {
+        let mut fields = Vec::with_capacity(parsed.len());
+        for h in parsed {
+            fields.push((Span::of(buf, h.name.as_bytes()), Span::of(buf, h.value)));
+        }
+        Headers {
+            buf: buf.clone(),
+            fields,
+        }
+    }
+
+    /// How many fields.
+    pub fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// Every field as (name, value), in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
+        self.fields.iter().map(|(n, v)| {
+            // Names were checked to be tokens (ASCII) by the parser.
+            let name = core::str::from_utf8(n.get(&self.buf)).unwrap_or("");
+            (name, v.get(&self.buf))
+        })
+    }
+
+    /// The values of every field named `name`.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// The value of the first field named `name`.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// The value of the first field named `name`, if it is UTF-8.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| core::str::from_utf8(v).ok())
+    }
+
+    /// Whether a comma-separated list field (`Connection`, `Upgrade`,
+    /// `Transfer-Encoding`, …) holds `token`, over all its lines,
+    /// case-insensitively.
+    pub fn has_token(&self, name: &str, token: &str) -> bool {
+        self.get_all(name).any(|v| {
+            v.split(|&b| b == b',')
+                .any(|t| trim(t).eq_ignore_ascii_case(token.as_bytes()))
+        })
+    }
+
+    /// The bytes the fields point into.
+    pub fn raw(&self) -> &Bytes {
+        &self.buf
+    }
+}
+
+/// Trims optional whitespace (SP, HTAB) at both ends.
+pub(crate) fn trim(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+/// A parsed request head. Cheap to clone (a reference-counted buffer and a
+/// vector of ranges).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    method: Span,
+    target: Span,
+    version: Version,
+    headers: Headers,
+}
+
+impl core::fmt::Debug for RequestHead {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RequestHead")
+            .field("method", &self.method())
+            .field("target", &self.target())
+            .field("version", &self.version)
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+impl RequestHead {
+    /// The method (`GET`, `POST` …), case-sensitive as sent.
+    pub fn method(&self) -> &str {
+        core::str::from_utf8(self.method.get(&self.headers.buf)).unwrap_or("")
+    }
+
+    /// The request target as sent (`/path?query`, `host:port` for
+    /// CONNECT, an absolute URI for proxies, `*`).
+    pub fn target(&self) -> &str {
+        core::str::from_utf8(self.target.get(&self.headers.buf)).unwrap_or("")
+    }
+
+    /// The version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The header fields.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The value of the first field named `name`.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.get(name)
+    }
+
+    /// Whether the method is HEAD.
+    pub fn is_head(&self) -> bool {
+        self.method() == "HEAD"
+    }
+
+    /// Whether the method is CONNECT.
+    pub fn is_connect(&self) -> bool {
+        self.method() == "CONNECT"
+    }
+
+    /// The whole head as received (request line to the empty line).
+    pub fn raw(&self) -> &Bytes {
+        &self.headers.buf
+    }
+}
+
+/// A parsed response head.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    status: u16,
+    reason: Span,
+    version: Version,
+    headers: Headers,
+}
+
+impl core::fmt::Debug for ResponseHead {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ResponseHead")
+            .field("status", &self.status)
+            .field("reason", &self.reason())
+            .field("version", &self.version)
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+impl ResponseHead {
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The reason phrase (may be empty; carries no meaning).
+    pub fn reason(&self) -> &str {
+        core::str::from_utf8(self.reason.get(&self.headers.buf)).unwrap_or("")
+    }
+
+    /// The version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The header fields.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The value of the first field named `name`.
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers.get(name)
+    }
+
+    /// Whether this is an informational (1xx) response.
+    pub fn is_informational(&self) -> bool {
+        (100..200).contains(&self.status)
+    }
+
+    /// The whole head as received.
+    pub fn raw(&self) -> &Bytes {
+        &self.headers.buf
+    }
+}
+
+/// Finds the end of a head in a growing buffer without rescanning: it
+/// remembers how far it looked. It checks line endings (no bare LF or CR),
+/// obsolete folding and the limits as the bytes arrive.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HeadScanner {
+    pos: usize,
+    line_start: usize,
+    /// The start line has ended (leading empty lines do not count).
+    started: bool,
+    lines: usize,
+    /// Whether this scans a request (414) or a response head.
+    response: bool,
+}
+
+impl HeadScanner {
+    /// A scanner for request heads.
+    pub fn request() -> Self {
+        HeadScanner::default()
+    }
+
+    /// A scanner for response heads.
+    pub fn response() -> Self {
+        HeadScanner {
+            response: true,
+            ..HeadScanner::default()
+        }
+    }
+
+    /// Forgets progress, for the next head.
+    pub fn reset(&mut self) {
+        *self = HeadScanner {
+            response: self.response,
+            ..HeadScanner::default()
+        };
+    }
+
+    /// Whether any byte of a head has been seen (for the 408 rule: a
+    /// connection with a partial head times out with 408, an idle one
+    /// closes silently).
+    pub fn in_head(&self, buf: &[u8]) -> bool {
+        !buf.is_empty()
+    }
+
+    /// Looks at the bytes of `buf` not seen before. Returns the length of
+    /// the head once its empty line has arrived.
+    ///
+    /// # Errors
+    /// The head breaks a line rule or a limit.
+    pub fn scan(
+        &mut self,
+        buf: &[u8],
+        limits: &HeadLimits,
+    ) -> Result<Option<usize>, ProtocolError> {
+        while self.pos < buf.len() {
+            let Some(i) = memchr::memchr(b'\n', &buf[self.pos..]).map(|i| i + self.pos) else {
+                self.pos = buf.len();
+                break;
+            };
+            if i == 0 || buf[i - 1] != b'\r' || i - 1 < self.line_start {
+                return Err(ProtocolError::BareLf);
+            }
+            let line = &buf[self.line_start..i - 1];
+            if memchr::memchr(b'\r', line).is_some() {
+                return Err(ProtocolError::BareCr);
+            }
+            self.pos = i + 1;
+            if line.is_empty() {
+                if self.started {
+                    return Ok(Some(i + 1));
+                }
+                // An empty line before the start line is ignored
+                // (RFC 9112 §2.2), but still counts towards the head size.
+            } else if !self.started {
+                self.started = true;
+                if line.len() > limits.max_line {
+                    return Err(self.line_error());
+                }
+            } else {
+                if matches!(line[0], b' ' | b'\t') {
+                    return Err(ProtocolError::ObsFold);
+                }
+                self.lines += 1;
+                if self.lines > limits.max_headers.min(MAX_HEADERS_CAP) {
+                    return Err(ProtocolError::TooManyHeaders);
+                }
+            }
+            self.line_start = i + 1;
+            if self.pos > limits.max_head {
+                return Err(ProtocolError::HeadTooLarge);
+            }
+        }
+        if !self.started && buf.len() - self.line_start > limits.max_line {
+            return Err(self.line_error());
+        }
+        if buf.len() > limits.max_head {
+            return Err(ProtocolError::HeadTooLarge);
+        }
+        Ok(None)
+    }
+
+    fn line_error(&self) -> ProtocolError {
+        if self.response {
+            ProtocolError::HeadTooLarge
+        } else {
+            ProtocolError::UriTooLong
+        }
+    }
+}
+
+/// Why httparse refused a head: looked at line by line (only on the error
+/// path) to name the rule that was broken.
+fn classify_field_error(head: &[u8]) -> ProtocolError {
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if matches!(line[0], b' ' | b'\t') {
+            return ProtocolError::ObsFold;
+        }
+        let Some(colon) = memchr::memchr(b':', line) else {
+            return ProtocolError::InvalidHeaderName;
+        };
+        let name = &line[..colon];
+        if name.last().is_some_and(|b| matches!(b, b' ' | b'\t')) {
+            return ProtocolError::SpaceBeforeColon;
+        }
+        if name.is_empty() || !name.iter().all(|&b| is_tchar(b)) {
+            return ProtocolError::InvalidHeaderName;
+        }
+        if !line[colon + 1..].iter().all(|&b| is_field_byte(b)) {
+            return ProtocolError::InvalidHeaderValue;
+        }
+    }
+    ProtocolError::InvalidHeaderName
+}
+
+fn first_line(head: &[u8]) -> &[u8] {
+    let mut h = head;
+    while let [b'\r', b'\n', rest @ ..] = h {
+        h = rest;
+    }
+    let end = memchr::memchr(b'\r', h).unwrap_or(h.len());
+    &h[..end]
+}
+
+/// Whether a version token is well-formed but not 1.0/1.1 (`HTTP/2.0`,
+/// `HTTP/1.2`, `HTTP/3`): that is 505, anything else 400.
+fn is_other_version(tok: &[u8]) -> bool {
+    match tok.strip_prefix(b"HTTP/") {
+        Some(v) => !v.is_empty() && v.iter().all(|b| b.is_ascii_digit() || *b == b'.'),
+        None => false,
+    }
+}
+
+fn map_error(e: httparse::Error, head: &[u8], response: bool) -> ProtocolError {
+    match e {
+        httparse::Error::HeaderName => classify_field_error(head),
+        httparse::Error::HeaderValue => ProtocolError::InvalidHeaderValue,
+        httparse::Error::TooManyHeaders => ProtocolError::TooManyHeaders,
+        httparse::Error::Version => {
+            let line = first_line(head);
+            let tok = if response {
+                line.split(|&b| b == b' ').next().unwrap_or_default()
+            } else {
+                line.rsplit(|&b| b == b' ').next().unwrap_or_default()
+            };
+            if is_other_version(tok) {
+                ProtocolError::UnsupportedVersion
+            } else if response {
+                ProtocolError::BadStatusLine
+            } else {
+                ProtocolError::BadRequestLine
+            }
+        }
+        _ if response => ProtocolError::BadStatusLine,
+        _ => ProtocolError::BadRequestLine,
+    }
+}
+
+fn version_of(v: Option<u8>) -> Version {
+    if v == Some(0) {
+        Version::Http10
+    } else {
+        Version::Http11
+    }
+}
+
+/// Parses a complete request head (as delimited by [`HeadScanner`]).
+///
+/// # Errors
+/// The head is malformed.
+pub fn parse_request(head: Bytes, limits: &HeadLimits) -> Result<RequestHead, ProtocolError> {
+    let mut arr = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+    let n = limits.max_headers.min(MAX_HEADERS_CAP);
+    let mut req = httparse::Request::new(&mut arr[..n]);
+    match req.parse(&head) {
+        Ok(httparse::Status::Complete(len)) if len == head.len() => {}
+        Ok(_) => return Err(ProtocolError::BadRequestLine),
+        Err(e) => return Err(map_error(e, &head, false)),
+    }
+    let (Some(method), Some(path)) = (req.method, req.path) else {
+        return Err(ProtocolError::BadRequestLine);
+    };
+    if path.is_empty() {
+        return Err(ProtocolError::BadRequestLine);
+    }
+    Ok(RequestHead {
+        method: Span::of(&head, method.as_bytes()),
+        target: Span::of(&head, path.as_bytes()),
+        version: version_of(req.version),
+        headers: Headers::from_httparse(&head, req.headers),
+    })
+}
+
+/// Parses a complete response head.
+///
+/// # Errors
+/// The head is malformed.
+pub fn parse_response(head: Bytes, limits: &HeadLimits) -> Result<ResponseHead, ProtocolError> {
+    let mut arr = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+    let n = limits.max_headers.min(MAX_HEADERS_CAP);
+    let mut res = httparse::Response::new(&mut arr[..n]);
+    match res.parse(&head) {
+        Ok(httparse::Status::Complete(len)) if len == head.len() => {}
+        Ok(_) => return Err(ProtocolError::BadStatusLine),
+        Err(e) => return Err(map_error(e, &head, true)),
+    }
+    let Some(status) = res.code else {
+        return Err(ProtocolError::BadStatusLine);
+    };
+    if !(100..=999).contains(&status) {
+        return Err(ProtocolError::BadStatusLine);
+    }
+    Ok(ResponseHead {
+        status,
+        reason: Span::of(&head, res.reason.unwrap_or("").as_bytes()),
+        version: version_of(res.version),
+        headers: Headers::from_httparse(&head, res.headers),
+    })
+}
+
+/// Parses a trailer section (field lines and the final empty line).
+///
+/// # Errors
+/// [`ProtocolError::BadTrailers`].
+pub fn parse_trailers(section: Bytes, max_fields: usize) -> Result<Headers, ProtocolError> {
+    let mut arr = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
+    let n = max_fields.min(MAX_HEADERS_CAP);
+    match httparse::parse_headers(&section, &mut arr[..n]) {
+        Ok(httparse::Status::Complete((len, fields))) if len == section.len() => {
+            Ok(Headers::from_httparse(&section, fields))
+        }
+        _ => Err(ProtocolError::BadTrailers),
+    }
+}
+
+/// A complete request head at the front of `buf`, split off zero-copy.
+/// `scan` carries the progress between calls; it is reset after a head.
+///
+/// # Errors
+/// The head is malformed or over a limit.
+pub fn decode_request(
+    buf: &mut BytesMut,
+    scan: &mut HeadScanner,
+    limits: &HeadLimits,
+) -> Result<Option<RequestHead>, ProtocolError> {
+    match scan.scan(buf, limits)? {
+        None => Ok(None),
+        Some(len) => {
+            scan.reset();
+            parse_request(buf.split_to(len).freeze(), limits).map(Some)
+        }
+    }
+}
+
+/// A complete response head at the front of `buf`, split off zero-copy.
+///
+/// # Errors
+/// The head is malformed or over a limit.
+pub fn decode_response(
+    buf: &mut BytesMut,
+    scan: &mut HeadScanner,
+    limits: &HeadLimits,
+) -> Result<Option<ResponseHead>, ProtocolError> {
+    match scan.scan(buf, limits)? {
+        None => Ok(None),
+        Some(len) => {
+            scan.reset();
+            parse_response(buf.split_to(len).freeze(), limits).map(Some)
+        }
+    }
+}
+
+// ------------------------------------------------------------ serializing
+
+/// Whether `b` may appear in a token (RFC 9110 §5.6.2).
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Whether `b` may appear in a field value (VCHAR, obs-text, SP, HTAB).
+pub fn is_field_byte(b: u8) -> bool {
+    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
+}
+
+/// Checks a field name the application gave.
+///
+/// # Errors
+/// [`Error::InvalidHeader`].
+pub fn check_name(name: &str) -> Result<(), Error> {
+    if name.is_empty() || !name.bytes().all(is_tchar) {
+        return Err(Error::InvalidHeader("name is not a token"));
+    }
+    Ok(())
+}
+
+/// Checks a field value the application gave.
+///
+/// # Errors
+/// [`Error::InvalidHeader`].
+pub fn check_value(value: &[u8]) -> Result<(), Error> {
+    if !value.iter().all(|&b| is_field_byte(b)) {
+        return Err(Error::InvalidHeader(
+            "value holds CR, LF, NUL or a control byte",
+        ));
+    }
+    if value.first().is_some_and(|b| matches!(b, b' ' | b'\t'))
+        || value.last().is_some_and(|b| matches!(b, b' ' | b'\t'))
+    {
+        return Err(Error::InvalidHeader(
+            "value has leading or trailing whitespace",
+        ));
+    }
+    Ok(())
+}
+
+/// Appends `name: value\r\n` after checking both.
+///
+/// # Errors
+/// [`Error::InvalidHeader`]; nothing is written then.
+pub fn write_header(buf: &mut BytesMut, name: &str, value: &[u8]) -> Result<(), Error> {
+    check_name(name)?;
+    check_value(value)?;
+    buf.reserve(name.len() + value.len() + 4);
+    buf.put_slice(name.as_bytes());
+    buf.put_slice(b": ");
+    buf.put_slice(value);
+    buf.put_slice(b"\r\n");
+    Ok(())
+}
+
+/// Appends a status line, `HTTP/1.1 200 OK\r\n`.
+pub fn write_status_line(buf: &mut BytesMut, version: Version, status: u16, reason: &str) {
+    buf.reserve(16 + reason.len());
+    buf.put_slice(version.as_str().as_bytes());
+    buf.put_u8(b' ');
+    let s = status.min(999);
+    buf.put_slice(&[
+        b'0' + (s / 100) as u8,
+        b'0' + (s / 10 % 10) as u8,
+        b'0' + (s % 10) as u8,
+    ]);
+    buf.put_u8(b' ');
+    for b in reason.bytes() {
+        // Reason phrases are HTAB, SP, VCHAR, obs-text.
+        buf.put_u8(if is_field_byte(b) { b } else { b' ' });
+    }
+    buf.put_slice(b"\r\n");
+}
+
+/// Appends a request line, `GET /path HTTP/1.1\r\n`.
+///
+/// # Errors
+/// [`Error::State`] if the method is not a token or the target holds
+/// whitespace or control bytes.
+pub fn write_request_line(
+    buf: &mut BytesMut,
+    method: &str,
+    target: &str,
+    version: Version,
+) -> Result<(), Error> {
+    if method.is_empty() || !method.bytes().all(is_tchar) {
+        return Err(Error::State("method is not a token"));
+    }
+    if target.is_empty() || !target.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+        return Err(Error::State("request target is empty or holds whitespace"));
+    }
+    buf.reserve(method.len() + target.len() + 12);
+    buf.put_slice(method.as_bytes());
+    buf.put_u8(b' ');
+    buf.put_slice(target.as_bytes());
+    buf.put_u8(b' ');
+    buf.put_slice(version.as_str().as_bytes());
+    buf.put_slice(b"\r\n");
+    Ok(())
+}
+
+/// Appends a decimal number.
+pub fn write_decimal(buf: &mut BytesMut, mut n: u64) {
+    let mut tmp = [0u8; 20];
+    let mut i = tmp.len();
+    loop {
+        i -= 1;
+        tmp[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.put_slice(&tmp[i..]);
+}
+
+/// The standard reason phrase of a status (RFC 9110 §15), or `""`.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        103 => "Early Hints",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        203 => "Non-Authoritative Information",
+        204 => "No Content",
+        205 => "Reset Content",
+        206 => "Partial Content",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Range Not Satisfiable",
+        417 => "Expectation Failed",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
