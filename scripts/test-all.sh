@@ -8,16 +8,21 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# Debian packages the real-peer tests use (none beyond Python for now).
-DEBS=(python3 python3-venv)
+# Debian packages the real-peer tests use: Python, and curl (twill web).
+DEBS=(python3 python3-venv curl)
+# A Python with venv that is not Debian's is good enough; so is a curl
+# installed some other way.
+have_python=false
+if command -v python3 >/dev/null && python3 -c 'import venv' 2>/dev/null; then
+    have_python=true
+fi
 missing=()
 for p in "${DEBS[@]}"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+    case "$p" in python3*) if $have_python; then continue; fi ;; esac
+    dpkg -s "$p" >/dev/null 2>&1 || command -v "$p" >/dev/null || missing+=("$p")
 done
 if ((${#missing[@]})); then
-    if command -v python3 >/dev/null && python3 -c 'import venv' 2>/dev/null; then
-        : # a Python with venv is present (e.g. not Debian's); good enough
-    elif [ "$(id -u)" = 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
         step "apt-get install ${missing[*]}"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
     else

@@ -1,11 +1,12 @@
-//! The `twill` command line: `twill echo|discard|chargen|daytime|qotd|chat
-//! --listen ENDPOINT … --driver std|mio|tokio`.
+//! The `twill` command line: `twill echo|discard|chargen|daytime|qotd|chat|web
+//! --listen ENDPOINT … --driver std|mio|tokio`, and the client `twill get`.
 //!
 //! Every server subcommand takes the same flags ([`ServeArgs`]); errors are
 //! one line on stderr and exit code 2, never a panic or a backtrace.
 
 use std::ffi::OsString;
 use std::fmt::Debug;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -87,6 +88,15 @@ enum Command {
     /// A line chat: each line from one client goes to all the others (one
     /// hub machine over every connection).
     Chat(ServeArgs),
+    /// A static file server (HTTP/1.1): files with Range and conditional
+    /// requests, index.html, directory listings.
+    Web {
+        #[command(flatten)]
+        serve: ServeArgs,
+        /// The directory to serve; nothing outside it is ever served.
+        #[arg(long, default_value = ".")]
+        path: PathBuf,
+    },
 }
 
 /// Logs every event of a machine at debug level: the service of the
@@ -153,7 +163,31 @@ fn run(cmd: Command) -> Result<(), String> {
             serve(a, "tcp:7017", Mode::Factory, move || (q.clone(), LogEvents))
         }
         Command::Chat(a) => serve(a, "tcp:7070", Mode::Hub, || (Chat::new(), LogEvents)),
+        Command::Web { serve: a, path } => {
+            let running = start_web(a, &path)?;
+            for a in running.local_addrs() {
+                tracing::info!("serving {} on {a}", path.display());
+            }
+            running.wait().map_err(|e| format!("server failed: {e}"))
+        }
     }
+}
+
+/// The default endpoint of `twill web`.
+pub const WEB_DEFAULT: &str = "tcp:8080";
+
+/// Starts `twill web` serving the directory `path` (an HTTP/1.1 server
+/// machine per connection, files sent with `sendfile`) without waiting.
+pub fn start_web(args: ServeArgs, path: &Path) -> Result<Running<twill_http::Server>, String> {
+    let web = crate::web::service::Web::new(path, true)?;
+    let cfg = twill_http::ServerConfig {
+        file_payloads: true,
+        ..twill_http::ServerConfig::default()
+    };
+    start(args, WEB_DEFAULT, Mode::Factory, move || {
+        (twill_http::Server::new(cfg.clone()), web.clone())
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// Serves `make`'s machines on the endpoints of `args` with the chosen

@@ -13,3 +13,4 @@ pub mod listing;
 pub mod mime;
 pub mod path;
 pub mod range;
+pub mod service;
