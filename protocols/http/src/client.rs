@@ -136,7 +136,7 @@ pub enum ClientEvent {
         /// The connection.
         conn: ConnId,
         /// The response head.
-        head: ResponseHead,
+        head: alloc::boxed::Box<ResponseHead>,
         /// Bytes read past the head.
         rest: Bytes,
     },
@@ -613,7 +613,7 @@ impl Client {
                         self.out.event(ClientEvent::Upgraded {
                             id,
                             conn,
-                            head,
+                            head: alloc::boxed::Box::new(head),
                             rest,
                         });
                         return;

@@ -201,7 +201,7 @@ pub enum ServerEvent {
         /// The connection.
         conn: ConnId,
         /// The request head (to read `Upgrade`, `Sec-WebSocket-Key` …).
-        head: RequestHead,
+        head: alloc::boxed::Box<RequestHead>,
         /// Bytes read past the head.
         rest: Bytes,
     },
@@ -300,6 +300,20 @@ struct Conn {
     closing: bool,
     head_since: Option<Instant>,
     idle_since: Instant,
+    /// The timers above start afresh at the next input or timeout.
+    restamp: bool,
+}
+
+impl Conn {
+    fn stamp(&mut self, now: Instant) {
+        if self.restamp {
+            self.restamp = false;
+            self.idle_since = now;
+            if self.head_since.is_some() {
+                self.head_since = Some(now);
+            }
+        }
+    }
 }
 
 impl Conn {
@@ -954,7 +968,7 @@ impl Server {
                 self.out.event(ServerEvent::Upgraded {
                     id,
                     conn,
-                    head,
+                    head: alloc::boxed::Box::new(head),
                     rest,
                 });
                 return;
@@ -964,7 +978,10 @@ impl Server {
                 c.close_after = true;
             }
             if c.inflight.is_empty() {
-                c.idle_since = self.now.mono;
+                // The idle (or header) timeout starts now, but a command's
+                // idea of "now" is the last input's: restamp at the next
+                // input or timeout.
+                c.restamp = true;
             }
         }
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -1072,33 +1089,26 @@ impl Server {
         let answerable = error != ProtocolError::Truncated;
         if in_body {
             // The request whose body broke is the newest one. If nothing of
-            // its response was written and it is at the front, answer the
-            // error in its place; otherwise cut the connection after what
-            // is already on the wire.
-            let last_waiting = c
-                .inflight
-                .back()
-                .is_some_and(|r| r.state == RespState::Waiting && r.held.is_empty());
-            if answerable && c.inflight.len() == 1 && last_waiting {
-                let r = c.inflight.pop_back().expect("checked");
-                self.out.event(ServerEvent::Aborted {
-                    id: RequestId::new(conn, r.seq),
-                });
-                self.out.event(ServerEvent::Violation {
-                    conn,
-                    error,
-                    status: Some(error.status()),
-                });
-                self.error_response(conn, error.status());
-            } else {
+            // its response was written, the error is answered in its place
+            // (after the responses before it); otherwise the connection is
+            // cut after what is already on the wire.
+            let back_waiting = c.inflight.back().is_some_and(|r| {
+                r.state == RespState::Waiting && r.held.is_empty() && !r.upgrade_accepted
+            });
+            if !back_waiting {
                 self.out.event(ServerEvent::Violation {
                     conn,
                     error,
                     status: None,
                 });
+                self.shut(conn, Close::Graceful);
+                return;
             }
-            self.shut(conn, Close::Graceful);
-            return;
+            if let Some(r) = c.inflight.pop_back() {
+                self.out.event(ServerEvent::Aborted {
+                    id: RequestId::new(conn, r.seq),
+                });
+            }
         }
         let status = answerable.then(|| error.status());
         self.out.event(ServerEvent::Violation {
@@ -1302,6 +1312,9 @@ impl Server {
         if c.closing || !c.inflight.is_empty() {
             return None;
         }
+        if c.restamp {
+            return Some(self.now.mono);
+        }
         match c.read {
             Read::Head => Some(match c.head_since {
                 Some(t) => t + self.cfg.header_timeout,
@@ -1336,6 +1349,9 @@ impl Machine for Server {
     /// Never fails: a peer's violation is an event and a close.
     fn handle_input(&mut self, now: Now, input: Input<'_>) -> Result<usize, Error> {
         self.now = now;
+        if let Some(c) = self.conns.get_mut(&input.conn()) {
+            c.stamp(now.mono);
+        }
         match input {
             Input::Accepted { conn, peer, .. } | Input::Opened { conn, peer, .. } => {
                 self.conns.insert(
@@ -1355,6 +1371,7 @@ impl Machine for Server {
                         closing: false,
                         head_since: None,
                         idle_since: now.mono,
+                        restamp: false,
                     },
                 );
                 self.out.event(ServerEvent::Connected { conn, peer });
@@ -1432,6 +1449,9 @@ impl Machine for Server {
 
     fn handle_timeout(&mut self, now: Now) {
         self.now = now;
+        for c in self.conns.values_mut() {
+            c.stamp(now.mono);
+        }
         let due: Vec<(ConnId, bool)> = self
             .conns
             .iter()
