@@ -97,6 +97,28 @@ enum Command {
         #[arg(long, default_value = ".")]
         path: PathBuf,
     },
+    /// Fetches a URL over HTTP/1.1 (http:// only for now), following
+    /// redirects; the body goes to stdout or -o FILE.
+    Get(GetArgs),
+}
+
+/// The flags of `twill get`.
+#[derive(Args, Debug, Clone)]
+pub struct GetArgs {
+    /// The URL: http://host[:port]/path (IPv6 as [addr]).
+    pub url: String,
+    /// Write the body to FILE instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Send HEAD and print the response head only.
+    #[arg(short = 'I', long = "head")]
+    pub head: bool,
+    /// An extra request header, 'Name: value' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE", value_parser = crate::get::parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// Most redirects to follow.
+    #[arg(long, default_value_t = crate::get::redirect::DEFAULT_MAX)]
+    pub max_redirects: u32,
 }
 
 /// Logs every event of a machine at debug level: the service of the
@@ -128,11 +150,33 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 
         eprintln!("twill: {e}");
         return EXIT_USAGE;
     }
+    if let Command::Get(a) = cli.command {
+        return get(a);
+    }
     match run(cli.command) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("twill: {e}");
             EXIT_USAGE
+        }
+    }
+}
+
+/// Runs `twill get`; returns the exit code (0; 1 for an error status or a
+/// failed transfer; 2 for a bad URL).
+fn get(a: GetArgs) -> i32 {
+    let f = crate::get::fetch::Fetch {
+        url: a.url,
+        output: a.output,
+        head_only: a.head,
+        headers: a.headers,
+        max_redirects: a.max_redirects,
+    };
+    match crate::get::fetch::run(&f) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("twill get: {e}");
+            e.code
         }
     }
 }
@@ -163,6 +207,7 @@ fn run(cmd: Command) -> Result<(), String> {
             serve(a, "tcp:7017", Mode::Factory, move || (q.clone(), LogEvents))
         }
         Command::Chat(a) => serve(a, "tcp:7070", Mode::Hub, || (Chat::new(), LogEvents)),
+        Command::Get(_) => Err("twill get is run by `main`".into()),
         Command::Web { serve: a, path } => {
             let running = start_web(a, &path)?;
             for a in running.local_addrs() {

@@ -5,6 +5,7 @@
 //! times), [`progress`] (the progress line) and the request headers from
 //! `-H`.
 
+pub mod fetch;
 pub mod progress;
 pub mod redirect;
 pub mod url;

@@ -1,0 +1,175 @@
+//! `twill get` (the built binary) against Python's `http.server`, a peer
+//! nobody here wrote: byte-exact downloads to stdout and with `-o`, `-I`,
+//! a redirect followed, and the exit codes and one-line errors of a 404,
+//! a refused connection and bad URLs.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{python, Rng};
+
+/// `python -m http.server` on a free port, serving a temporary tree;
+/// killed on drop.
+struct PyServer {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+    big: Vec<u8>,
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn py_server(tag: &str) -> PyServer {
+    let dir = std::env::temp_dir().join(format!("twill-get-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::write(dir.join("hello.txt"), b"hello world\n").unwrap();
+    std::fs::write(dir.join("sub/inner.txt"), b"inner\n").unwrap();
+    let big = Rng(0xb16).bytes(2 * 1024 * 1024 + 777);
+    std::fs::write(dir.join("big.bin"), &big).unwrap();
+    let port = free_port();
+    let child = Command::new(python())
+        .args(["-m", "http.server", "--bind", "127.0.0.1"])
+        .arg(port.to_string())
+        .arg("--directory")
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting python -m http.server");
+    let server = PyServer {
+        child,
+        port,
+        dir,
+        big,
+    };
+    let until = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < until, "http.server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    server
+}
+
+fn twill_get(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_twill"))
+        .arg("get")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn downloads_byte_exact() {
+    let s = py_server("dl");
+    let base = format!("http://127.0.0.1:{}", s.port);
+    let o = twill_get(&[&format!("{base}/hello.txt")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, b"hello world\n");
+    let o = twill_get(&[&format!("{base}/big.bin")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        o.stdout == s.big,
+        "stdout differs ({} bytes)",
+        o.stdout.len()
+    );
+    // -o FILE
+    let out = s.dir.join("copy.bin");
+    let o = twill_get(&["-o", out.to_str().unwrap(), &format!("{base}/big.bin")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    assert!(std::fs::read(&out).unwrap() == s.big, "-o file differs");
+    // -H is sent (http.server ignores it, but it must not break anything).
+    let o = twill_get(&["-H", "X-Test: 1", &format!("{base}/hello.txt")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn head_only() {
+    let s = py_server("head");
+    let o = twill_get(&["-I", &format!("http://127.0.0.1:{}/big.bin", s.port)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
+    assert!(
+        text.contains(&format!("Content-Length: {}\r\n", s.big.len())),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("\r\n\r\n"),
+        "a body followed the head: {text}"
+    );
+}
+
+#[test]
+fn follows_redirects_bounded() {
+    let s = py_server("redir");
+    // http.server answers a directory without its slash with 301.
+    let url = format!("http://127.0.0.1:{}/sub", s.port);
+    let o = twill_get(&[&url]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = String::from_utf8_lossy(&o.stdout);
+    assert!(page.contains("inner.txt"), "{page}");
+    let o = twill_get(&["--max-redirects", "0", &url]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(err.contains("too many redirects"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn errors_are_one_line_with_exit_codes() {
+    let s = py_server("err");
+    let o = twill_get(&[&format!("http://127.0.0.1:{}/missing", s.port)]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("404"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(o.stdout.is_empty());
+
+    let closed = free_port();
+    let o = twill_get(&[&format!("http://127.0.0.1:{closed}/")]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("connection refused"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+
+    for (url, needle) in [
+        (
+            "https://example.com/",
+            "https needs the TLS layer (not yet available)",
+        ),
+        ("ftp://example.com/", "unsupported URL scheme"),
+        ("http://h:99999/", "invalid port"),
+        ("http:///x", "no host"),
+    ] {
+        let o = twill_get(&[url]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{url}: {err}");
+        assert!(err.contains(needle), "{url}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
