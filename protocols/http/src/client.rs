@@ -264,6 +264,12 @@ impl Client {
         self.conns.get(&conn).is_some_and(|c| self.may_send(c))
     }
 
+    /// Bytes of `conn` received but not parsed yet (a partial head or
+    /// chunk line).
+    pub fn buffered(&self, conn: ConnId) -> usize {
+        self.conns.get(&conn).map_or(0, |c| c.buf.len())
+    }
+
     /// Whether the request body of `id` may take more now.
     pub fn is_writable(&self, id: RequestId) -> bool {
         self.conns

@@ -374,6 +374,12 @@ impl Server {
             .is_some_and(|c| !c.closing && c.front_seq() == Some(id.seq) && !c.budget.is_full())
     }
 
+    /// Bytes of `conn` taken from the driver but not parsed yet (a partial
+    /// head or body).
+    pub fn buffered(&self, conn: ConnId) -> usize {
+        self.conns.get(&conn).map_or(0, |c| c.buf.len())
+    }
+
     /// Bytes handed to the driver for `conn` and not yet reported sent.
     pub fn pending_output(&self, conn: ConnId) -> Option<usize> {
         self.conns.get(&conn).map(|c| c.budget.pending())
