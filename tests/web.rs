@@ -215,3 +215,97 @@ fn bad_path_is_one_line() {
     assert!(err.contains("--path /nonexistent-twill-dir"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+/// Reads one response (head and Content-Length body) from `r`.
+fn read_response(r: &mut impl std::io::BufRead) -> (String, Vec<u8>) {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(r.read_line(&mut line).unwrap() > 0, "EOF inside a head");
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("Content-Length: "))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = vec![0; len];
+    r.read_exact(&mut body).unwrap();
+    (head, body)
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    use std::io::{BufReader, Write};
+    let t = tree("pipe");
+    for driver in DRIVERS {
+        for running in [serve(driver, &t.root), serve_streaming(driver, &t.root)] {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port(&running))).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+                .unwrap();
+            // The big file first: its answer takes longest, yet must come
+            // first.
+            s.write_all(
+                b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n\
+                  GET /hello.txt HTTP/1.1\r\nHost: x\r\nRange: bytes=0-4\r\n\r\n\
+                  HEAD /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n\
+                  GET /nope HTTP/1.1\r\nHost: x\r\n\r\n\
+                  PUT /hello.txt HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc\
+                  GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .unwrap();
+            let mut r = BufReader::new(s);
+            let (h, b) = read_response(&mut r);
+            assert!(h.starts_with("HTTP/1.1 200"), "{driver:?}: {h}");
+            assert!(b == t.big, "{driver:?}: big.bin differs");
+            let (h, b) = read_response(&mut r);
+            assert!(h.starts_with("HTTP/1.1 206"), "{driver:?}: {h}");
+            assert_eq!(b, b"hello");
+            // HEAD: Content-Length of the GET, no body.
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                std::io::BufRead::read_line(&mut r, &mut line).unwrap();
+                head.push_str(&line);
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            assert!(head.starts_with("HTTP/1.1 200"), "{driver:?}: {head}");
+            assert!(head.contains("Content-Length: 12\r\n"), "{head}");
+            let (h, _) = read_response(&mut r);
+            assert!(h.starts_with("HTTP/1.1 404"), "{driver:?}: {h}");
+            let (h, _) = read_response(&mut r);
+            assert!(h.starts_with("HTTP/1.1 405"), "{driver:?}: {h}");
+            let (h, b) = read_response(&mut r);
+            assert!(h.starts_with("HTTP/1.1 200"), "{driver:?}: {h}");
+            assert_eq!(b, b"hello world\n");
+            let mut rest = Vec::new();
+            std::io::Read::read_to_end(&mut r, &mut rest).unwrap();
+            assert!(rest.is_empty(), "after Connection: close: {rest:?}");
+        }
+    }
+}
+
+#[test]
+fn help_names_the_flags() {
+    for (sub, flags) in [
+        ("web", &["--path", "--listen", "--driver"][..]),
+        (
+            "get",
+            &["--output", "--head", "--header", "--max-redirects"][..],
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_twill"))
+            .args([sub, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        for f in flags {
+            assert!(text.contains(f), "twill {sub} --help lacks {f}: {text}");
+        }
+    }
+}

@@ -43,6 +43,7 @@ struct Stream {
     offset: u64,
     remaining: u64,
     reading: bool,
+    sent_any: bool,
 }
 
 /// Results of the service's blocking work.
@@ -139,6 +140,7 @@ impl Web {
                             offset,
                             remaining: len,
                             reading: false,
+                            sent_any: false,
                         },
                     );
                     self.read_next(cx, id);
@@ -158,15 +160,17 @@ impl Web {
     }
 
     /// Starts reading the next chunk if the response may take more now.
+    ///
+    /// The first chunk is read at once even when the response waits behind
+    /// earlier pipelined ones (the machine buffers it): the machine owes
+    /// [`ServerEvent::Writable`] only to a response that has sent body.
     fn read_next(&mut self, cx: &mut Cx<'_, Server, Done>, id: RequestId) {
-        if !cx.machine().is_writable(id) {
-            return; // ServerEvent::Writable brings us back
-        }
+        let writable = cx.machine().is_writable(id);
         let Some(s) = self.streams.get_mut(&id) else {
             return;
         };
-        if s.reading || s.remaining == 0 {
-            return;
+        if s.reading || s.remaining == 0 || (s.sent_any && !writable) {
+            return; // ServerEvent::Writable brings us back
         }
         s.reading = true;
         let file = s.file.clone();
@@ -197,6 +201,7 @@ impl Web {
                 return;
             }
         };
+        s.sent_any = true;
         s.offset += data.len() as u64;
         s.remaining -= data.len() as u64;
         let last = s.remaining == 0;
