@@ -612,6 +612,7 @@ where
         let mut last = io::Error::new(io::ErrorKind::NotFound, "no addresses");
         while let Some(a) = addrs.pop() {
             match TcpStream::connect(a).and_then(|s| {
+                let _ = s.set_nodelay(true);
                 self.insert(core, key, Io::ConnectingTcp(s, std::mem::take(&mut addrs)))
             }) {
                 Ok(()) => return,
@@ -733,6 +734,9 @@ where
             };
             let r = match &s.io {
                 Io::TcpListener(l) => l.accept().map(|(t, peer)| {
+                    // Replies are written whole per drain; Nagle would only
+                    // hold the last segment of each back for an ACK.
+                    let _ = t.set_nodelay(true);
                     let local = t.local_addr().map_or(Addr::Unknown, Addr::Ip);
                     (Io::Tcp(t), local, Addr::Ip(peer))
                 }),
