@@ -173,3 +173,30 @@ fn errors_are_one_line_with_exit_codes() {
         assert!(!err.contains("panicked"), "{err}");
     }
 }
+
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    let s = py_server("bar");
+    let url = format!("http://127.0.0.1:{}/big.bin", s.port);
+    let out = s.dir.join("bar.bin");
+    // Not a terminal: nothing on stderr.
+    let o = twill_get(&["-o", out.to_str().unwrap(), &url]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+    // A terminal (util-linux's `script`, part of every Debian system, runs
+    // the command on a pty): the bar ends at 100% with the rate.
+    let cmd = format!(
+        "{} get -o {} {url}",
+        env!("CARGO_BIN_EXE_twill"),
+        out.display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script (util-linux)");
+    let tty = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{tty}");
+    assert!(tty.contains("100% [####"), "{tty:?}");
+    assert!(tty.contains(" / 2.0 MiB") && tty.contains("/s"), "{tty:?}");
+    assert!(std::fs::read(&out).unwrap() == s.big);
+}

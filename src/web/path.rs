@@ -6,6 +6,12 @@
 //! than normalising it; [`resolve`] touches the file system (call it off
 //! the event thread): it canonicalizes the joined path — following
 //! symlinks — and refuses results outside the canonical root.
+//!
+//! The check and the later `open` are two steps: someone who can rename
+//! directories inside the root while it is served could swap a checked
+//! path for a symlink in between. Serving a tree that others may write to
+//! would need `openat2(RESOLVE_BENEATH)`; this server trusts the tree's
+//! writers and distrusts only its clients.
 
 use std::io;
 use std::path::{Path, PathBuf};
