@@ -31,6 +31,10 @@
 //! Responses go out strictly in request order: a response to a later
 //! pipelined request is held in memory until the ones before it finish.
 //!
+//! Status lines always say `HTTP/1.1`, the version the server speaks
+//! (RFC 9110 §2.5), also to HTTP/1.0 clients, whose framing and
+//! persistence rules it follows.
+//!
 //! The machine adds the framing fields itself (`Content-Length` or
 //! `Transfer-Encoding: chunked`; close-delimited for an HTTP/1.0 client
 //! when the length is unknown), `Connection: close` /
@@ -494,7 +498,7 @@ impl Server {
         }
         // The head.
         let buf = &mut self.out.buf;
-        head::write_status_line(buf, r.version, status, head::reason_phrase(status));
+        head::write_status_line(buf, Version::Http11, status, head::reason_phrase(status));
         if let Some(d) = date {
             buf.put_slice(b"Date: ");
             buf.put_slice(&d);
@@ -772,7 +776,7 @@ impl Server {
             return Ok(());
         }
         let buf = &mut self.out.buf;
-        head::write_status_line(buf, r.version, status, head::reason_phrase(status));
+        head::write_status_line(buf, Version::Http11, status, head::reason_phrase(status));
         for (n, v) in headers {
             let _ = head::write_header(buf, n, v.as_bytes());
         }
@@ -809,7 +813,7 @@ impl Server {
         let connect = req.is_connect();
         let status = if connect { 200 } else { 101 };
         let buf = &mut self.out.buf;
-        head::write_status_line(buf, r.version, status, head::reason_phrase(status));
+        head::write_status_line(buf, Version::Http11, status, head::reason_phrase(status));
         if let Some(d) = date {
             buf.put_slice(b"Date: ");
             buf.put_slice(&d);

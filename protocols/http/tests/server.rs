@@ -85,7 +85,7 @@ fn http10_closes_unless_keep_alive() {
     s.data(C, b"GET / HTTP/1.0\r\n\r\n");
     answer_all(&mut s);
     let text = s.sent_text(C);
-    assert!(text.starts_with("HTTP/1.0 200 OK\r\n"), "{text}");
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
     assert!(text.contains("Connection: close\r\n"));
     assert_eq!(s.closes, vec![(C, Close::Graceful)]);
 
