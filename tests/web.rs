@@ -309,3 +309,18 @@ fn help_names_the_flags() {
         }
     }
 }
+
+#[test]
+fn serves_on_unix_sockets() {
+    let t = tree("unix");
+    for driver in DRIVERS {
+        let path = common::unix_path("web");
+        let running = start_web(args(driver, &[&format!("unix:{path}")]), &t.root).expect("start");
+        let out = curl_text(&["--unix-socket", &path, "http://localhost/hello.txt"]);
+        assert_eq!(out, "hello world\n", "{driver:?}");
+        let (out, _) = curl(&["--unix-socket", &path, "http://localhost/big.bin"]);
+        assert!(out == t.big, "{driver:?}: big.bin differs over unix");
+        drop(running);
+        let _ = std::fs::remove_file(&path);
+    }
+}

@@ -85,3 +85,26 @@ mod tests {
         assert!(parse_header("X: a\r\nInjected: 1").is_err());
     }
 }
+
+#[cfg(test)]
+mod no_panic {
+    #[test]
+    fn urls_take_anything() {
+        let alphabet = [
+            "http://", "https://", "/", ":", "[", "]", "::1", "@", "?", "#", ".", "..", "%", "a",
+            "8080", " ", "\r", "é", "//", "-",
+        ];
+        let base = super::url::Url::parse("http://h:81/a/b").unwrap();
+        for s in crate::web::no_panic::strings(0x9e37_79b9, &alphabet, 20_000) {
+            if let Ok(u) = super::url::Url::parse(&s) {
+                assert!(u.target.starts_with('/'), "{s:?}");
+                assert!(!u.host.is_empty(), "{s:?}");
+                let _ = u.to_string();
+            }
+            if let Ok(u) = base.join(&s) {
+                assert!(u.target.starts_with('/'), "{s:?}");
+            }
+            let _ = super::parse_header(&s);
+        }
+    }
+}
