@@ -49,6 +49,17 @@ impl<'a, M: Machine, D> Cx<'a, M, D> {
         self.machine
     }
 
+    /// The same context over a machine inside this one (a layer's inner
+    /// machine), so a service written for the inner machine runs
+    /// unchanged under a wrapper such as TLS.
+    pub fn map<N: Machine>(&mut self, f: impl FnOnce(&mut M) -> &mut N) -> Cx<'_, N, D> {
+        Cx {
+            machine: f(self.machine),
+            now: self.now,
+            host: self.host,
+        }
+    }
+
     /// The time of the event being handled.
     pub fn now(&self) -> Now {
         self.now
