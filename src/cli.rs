@@ -100,6 +100,16 @@ enum Command {
     /// Fetches a URL over HTTP/1.1 (http:// only for now), following
     /// redirects; the body goes to stdout or -o FILE.
     Get(GetArgs),
+    /// Write a self-signed certificate and key (cert.pem, key.pem) to try
+    /// `--listen ssl:PORT:privateKey=key.pem:certKey=cert.pem` at once.
+    Cert {
+        /// The name the certificate is for (repeatable).
+        #[arg(long = "hostname", value_name = "NAME", required = true)]
+        hostnames: Vec<String>,
+        /// Where to write cert.pem and key.pem.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
 }
 
 /// The flags of `twill get`.
@@ -208,6 +218,11 @@ fn run(cmd: Command) -> Result<(), String> {
         }
         Command::Chat(a) => serve(a, "tcp:7070", Mode::Hub, || (Chat::new(), LogEvents)),
         Command::Get(_) => Err("twill get is run by `main`".into()),
+        Command::Cert { hostnames, out } => {
+            let (cert, key) = crate::serve_tls::write_cert(hostnames, &out)?;
+            println!("wrote {cert} and {key}");
+            Ok(())
+        }
         Command::Web { serve: a, path } => {
             let running = start_web(a, &path)?;
             for a in running.local_addrs() {
@@ -226,7 +241,11 @@ pub const WEB_DEFAULT: &str = "tcp:8080";
 pub fn start_web(args: ServeArgs, path: &Path) -> Result<Running<twill_http::Server>, String> {
     let web = crate::web::service::Web::new(path, true)?;
     let cfg = twill_http::ServerConfig {
-        file_payloads: true,
+        // TLS needs the bytes: no sendfile behind `ssl:`.
+        file_payloads: !args
+            .listen
+            .iter()
+            .any(|e| matches!(e, ServerEndpoint::Tcp { tls: Some(_), .. })),
         ..twill_http::ServerConfig::default()
     };
     start(args, WEB_DEFAULT, Mode::Factory, move || {
@@ -240,6 +259,7 @@ pub fn start_web(args: ServeArgs, path: &Path) -> Result<Running<twill_http::Ser
 pub fn serve<M, S, F>(args: ServeArgs, default: &str, mode: Mode, make: F) -> Result<(), String>
 where
     M: Machine + Send + 'static,
+    M::Event: Send,
     S: Service<M> + Send + 'static,
     F: FnMut() -> (M, S) + Send + 'static,
 {
@@ -259,6 +279,7 @@ pub fn start<M, S, F>(
 ) -> Result<Running<M>, BindError>
 where
     M: Machine + Send + 'static,
+    M::Event: Send,
     S: Service<M> + Send + 'static,
     F: FnMut() -> (M, S) + Send + 'static,
 {
@@ -266,18 +287,8 @@ where
     if endpoints.is_empty() {
         endpoints.push(default.parse().expect("built-in default endpoints parse"));
     }
-    if let Some(ep) = endpoints
-        .iter()
-        .find(|e| matches!(e, ServerEndpoint::Tcp { tls: Some(_), .. }))
-    {
-        // Serving an `ssl:` endpoint in plaintext would be worse than
-        // refusing it.
-        return Err(BindError {
-            endpoint: ep.to_string(),
-            message: "TLS endpoints are parsed but not served until the TLS layer lands".into(),
-            kind: std::io::ErrorKind::Unsupported,
-        });
-    }
+    // `ssl:` endpoints: every machine inside the TLS layer.
+    let tls = crate::serve_tls::policy(&endpoints)?;
     let opts = ServeOptions {
         endpoints,
         mode,
@@ -287,6 +298,15 @@ where
             ..EngineConfig::default()
         },
     };
+    if let Some(tls) = tls {
+        let make = crate::serve_tls::wrap(tls, make);
+        let running = match args.driver {
+            Driver::Std => twill_std::spawn(opts, make),
+            Driver::Mio => twill_mio::spawn(opts, make),
+            Driver::Tokio => twill_tokio::spawn(opts, make),
+        }?;
+        return Ok(crate::serve_tls::unwrap(running));
+    }
     match args.driver {
         Driver::Std => twill_std::spawn(opts, make),
         Driver::Mio => twill_mio::spawn(opts, make),

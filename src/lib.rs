@@ -11,6 +11,7 @@
 //!   small RFC services (echo, discard, chargen, daytime, qotd) plus a
 //!   chat hub;
 //! - [`driver`] — what the drivers share (the engine, sockets, `Running`);
+//! - [`tls`] — TLS as a layer around any machine (`ssl:` endpoints);
 //! - [`std_driver`], [`mio_driver`], [`tokio_driver`] — the drivers.
 //!
 //! The `twill` command (`src/main.rs`) serves each protocol from the
@@ -23,8 +24,10 @@ pub use twill_core as core;
 pub use twill_driver as driver;
 pub use twill_mio as mio_driver;
 pub use twill_std as std_driver;
+pub use twill_tls as tls;
 pub use twill_tokio as tokio_driver;
 
 pub mod cli;
 pub mod get;
+pub mod serve_tls;
 pub mod web;

@@ -79,8 +79,9 @@ fn missing_socket_directory_is_one_line() {
 }
 
 #[test]
-fn ssl_endpoint_is_refused_until_tls_lands() {
+fn ssl_endpoint_with_unreadable_key_is_a_one_line_error() {
     let (code, _, err) = twill(&["echo", "--listen", "ssl:0:privateKey=k.pem"]);
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("TLS"), "{err}");
+    assert!(err.contains("cannot read k.pem"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
