@@ -61,3 +61,23 @@ fn framed_machine_corpus() {
 fn chat_machine_corpus() {
     replay("chat_machine", targets::chat_machine);
 }
+
+#[test]
+fn http_request_corpus() {
+    replay("http_request", targets::http_request);
+}
+
+#[test]
+fn http_response_corpus() {
+    replay("http_response", targets::http_response);
+}
+
+#[test]
+fn http_chunked_corpus() {
+    replay("http_chunked", targets::http_chunked);
+}
+
+#[test]
+fn http_server_machine_corpus() {
+    replay("http_server_machine", targets::http_server_machine);
+}

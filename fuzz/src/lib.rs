@@ -385,3 +385,423 @@ pub fn chat_machine(data: &[u8]) {
         }
     }
 }
+
+// ------------------------------------------------------------------ http
+
+mod http {
+    //! HTTP/1.1: request, response and chunked parsing (never panic, the
+    //! same result however the input is cut, serialize → parse is stable)
+    //! and the server machine under arbitrary input sequences and
+    //! application commands.
+
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use bytes::{Bytes, BytesMut};
+    use twill_core::{Addr, Close, ConnId, Duration, Input, ListenerId, Machine, Now, Output};
+    use twill_http::codec::chunked::{self, decode_all, ChunkedLimits};
+    use twill_http::codec::head::{
+        decode_request, decode_response, write_header, write_request_line, write_status_line,
+        HeadLimits, HeadScanner,
+    };
+    use twill_http::{BodyKind, ProtocolError, RequestId, Server, ServerConfig, ServerEvent};
+
+    use super::Op;
+
+    const LIMITS: HeadLimits = HeadLimits {
+        max_line: 128,
+        max_head: 512,
+        max_headers: 16,
+    };
+
+    /// Decodes requests one after another from `data` fed in pieces of
+    /// `piece` bytes; returns a description of each and the error, if any.
+    fn requests_in_pieces(data: &[u8], piece: usize) -> (Vec<String>, Option<ProtocolError>) {
+        let mut buf = BytesMut::new();
+        let mut scan = HeadScanner::request();
+        let mut out = Vec::new();
+        for chunk in data.chunks(piece.max(1)) {
+            buf.extend_from_slice(chunk);
+            loop {
+                match decode_request(&mut buf, &mut scan, &LIMITS) {
+                    Ok(Some(h)) => {
+                        assert!(h.raw().len() <= LIMITS.max_head, "head over the limit");
+                        out.push(format!("{h:?}"));
+                    }
+                    Ok(None) => break,
+                    Err(e) => return (out, Some(e)),
+                }
+            }
+            assert!(buf.len() <= LIMITS.max_head, "{} bytes buffered", buf.len());
+        }
+        (out, None)
+    }
+
+    /// Request heads: no panic, chunking-independent, bounded, and a head
+    /// that parses re-serializes to one that parses the same.
+    pub fn request(data: &[u8]) {
+        let whole = requests_in_pieces(data, data.len());
+        assert_eq!(requests_in_pieces(data, 1), whole, "byte-at-a-time differs");
+        assert_eq!(requests_in_pieces(data, 7), whole, "7-byte pieces differ");
+        let mut buf = BytesMut::from(data);
+        let mut scan = HeadScanner::request();
+        if let Ok(Some(h)) = decode_request(&mut buf, &mut scan, &LIMITS) {
+            let mut wire = BytesMut::new();
+            write_request_line(&mut wire, h.method(), h.target(), h.version())
+                .expect("a parsed request line re-serializes");
+            for (n, v) in h.headers().iter() {
+                write_header(&mut wire, n, v).expect("a parsed field re-serializes");
+            }
+            wire.extend_from_slice(b"\r\n");
+            let mut scan = HeadScanner::request();
+            let again = decode_request(&mut wire, &mut scan, &HeadLimits::default())
+                .expect("re-serialized head parses")
+                .expect("complete");
+            assert_eq!(again.method(), h.method());
+            assert_eq!(again.target(), h.target());
+            assert_eq!(again.version(), h.version());
+            assert!(again.headers().iter().eq(h.headers().iter()));
+            let _ = twill_http::codec::request_body(&h);
+        }
+    }
+
+    /// Response heads: as for requests.
+    pub fn response(data: &[u8]) {
+        let run = |piece: usize| {
+            let mut buf = BytesMut::new();
+            let mut scan = HeadScanner::response();
+            let mut out = Vec::new();
+            for chunk in data.chunks(piece.max(1)) {
+                buf.extend_from_slice(chunk);
+                loop {
+                    match decode_response(&mut buf, &mut scan, &LIMITS) {
+                        Ok(Some(h)) => out.push(format!("{h:?}")),
+                        Ok(None) => break,
+                        Err(e) => return (out, Some(e)),
+                    }
+                }
+                assert!(buf.len() <= LIMITS.max_head, "{} bytes buffered", buf.len());
+            }
+            (out, None)
+        };
+        let whole = run(data.len());
+        assert_eq!(run(1), whole, "byte-at-a-time differs");
+        assert_eq!(run(5), whole, "5-byte pieces differ");
+        let mut buf = BytesMut::from(data);
+        if let Ok(Some(h)) = decode_response(&mut buf, &mut HeadScanner::response(), &LIMITS) {
+            let mut wire = BytesMut::new();
+            write_status_line(&mut wire, h.version(), h.status(), h.reason());
+            for (n, v) in h.headers().iter() {
+                write_header(&mut wire, n, v).expect("a parsed field re-serializes");
+            }
+            wire.extend_from_slice(b"\r\n");
+            let again = decode_response(
+                &mut wire,
+                &mut HeadScanner::response(),
+                &HeadLimits::default(),
+            )
+            .expect("re-serialized head parses")
+            .expect("complete");
+            assert_eq!(again.status(), h.status());
+            assert!(again.headers().iter().eq(h.headers().iter()));
+            for m in ["GET", "HEAD", "CONNECT"] {
+                let _ = twill_http::codec::response_body(&h, m);
+            }
+        }
+    }
+
+    /// The chunked decoder: no panic, chunking-independent, bounded
+    /// trailers, and decode → encode → decode is stable.
+    pub fn chunked_body(data: &[u8]) {
+        let lim = ChunkedLimits {
+            max_extension: 16,
+            max_trailers: 64,
+            max_trailer_fields: 4,
+        };
+        let whole = decode_all(data, lim);
+        // Byte at a time through the incremental decoder.
+        let mut d = twill_http::codec::ChunkedDecoder::new(lim);
+        let mut body = Vec::new();
+        let mut res: Option<Result<(), ProtocolError>> = None;
+        let mut used = 0;
+        for (i, b) in data.iter().enumerate() {
+            match d.decode(std::slice::from_ref(b)) {
+                Ok((_, Some(twill_http::codec::Chunk::Data { start, end }))) => {
+                    body.extend_from_slice(&[*b][start..end])
+                }
+                Ok((_, Some(twill_http::codec::Chunk::End { .. }))) => {
+                    res = Some(Ok(()));
+                    used = i + 1;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    res = Some(Err(e));
+                    break;
+                }
+            }
+        }
+        match (&whole, res) {
+            (Ok((b, _, n)), Some(Ok(()))) => {
+                assert_eq!(&b[..], &body[..]);
+                assert_eq!(*n, used);
+            }
+            (Err(ProtocolError::Truncated), None) => {}
+            (Err(e), Some(Err(e2))) => assert_eq!(*e, e2),
+            (w, b) => panic!("whole {w:?} vs byte-at-a-time {b:?}"),
+        }
+        if let Ok((b, trailers, _)) = whole {
+            let mut wire = BytesMut::new();
+            chunked::write_chunk(&mut wire, &b);
+            let names: Vec<(String, String)> = trailers
+                .iter()
+                .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v).into_owned()))
+                .collect();
+            let t: Vec<(&str, &str)> = names
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str()))
+                .collect();
+            if chunked::write_last_chunk(&mut wire, &t).is_ok() {
+                let (b2, t2, n2) =
+                    decode_all(&wire, ChunkedLimits::default()).expect("re-encoded body decodes");
+                assert_eq!(b2, b);
+                assert_eq!(n2, wire.len());
+                assert_eq!(t2.len(), trailers.len());
+            }
+        }
+    }
+
+    /// Decodes the machine target's input: records of an op byte (low 3
+    /// bits: accept, data, eof, sent, closed, advance, send, close; the
+    /// rest: the connection slot), a length byte and that many payload
+    /// bytes. A plain format rather than `Arbitrary`, so that seeds are
+    /// readable HTTP with a few bytes around it.
+    pub fn records(data: &[u8]) -> Vec<Op> {
+        let mut v = Vec::new();
+        let mut i = 0;
+        while i + 1 < data.len() && v.len() < 512 {
+            let (op, len) = (data[i], usize::from(data[i + 1]));
+            let payload = &data[i + 2..(i + 2 + len).min(data.len())];
+            i += 2 + len;
+            let slot = (op >> 3) % 3;
+            v.push(match op % 8 {
+                0 => Op::Accept(slot),
+                1 => Op::Data(slot, payload.to_vec()),
+                2 => Op::Eof(slot),
+                3 => Op::Sent(slot, (len as u16) * 8),
+                4 => Op::Closed(slot),
+                5 => Op::Advance((len as u16) * 10),
+                6 => Op::Send(slot, payload.to_vec()),
+                _ => Op::Close(slot),
+            });
+        }
+        v
+    }
+
+    /// Feeds the server machine an arbitrary sequence of inputs from three
+    /// connections and application commands (`Send`'s first byte picks
+    /// the command, applied to that connection's oldest open request).
+    /// Checks: no panic, `poll_output` reaches `Wait`, a short take is
+    /// re-offered only after `Resume`, nothing is sent on a connection
+    /// after its `Close` or its upgrade, input buffered stays bounded.
+    pub fn server_machine(data: &[u8]) {
+        let cfg = ServerConfig {
+            limits: LIMITS,
+            max_body: 1000,
+            max_pipelined: 2,
+            header_timeout: Duration::from_millis(500),
+            idle_timeout: Duration::from_millis(2000),
+            budget: twill_core::OutputBudget::new(300, 100),
+            ..ServerConfig::default()
+        };
+        let mut m = Server::new(cfg);
+        let mut now = Now::default();
+        let mut slots = [ConnId(1), ConnId(2), ConnId(3)];
+        let mut next_id = 4;
+        let mut accepted: BTreeSet<ConnId> = BTreeSet::new();
+        let mut gone: BTreeSet<ConnId> = BTreeSet::new();
+        let mut eof: BTreeSet<ConnId> = BTreeSet::new();
+        let mut unacked: BTreeMap<ConnId, usize> = BTreeMap::new();
+        let mut held: BTreeMap<ConnId, Vec<u8>> = BTreeMap::new();
+        let mut paused: BTreeSet<ConnId> = BTreeSet::new();
+        let mut open: Vec<RequestId> = Vec::new();
+        let mut biggest = 0usize;
+
+        let drain = |m: &mut Server,
+                     accepted: &BTreeSet<ConnId>,
+                     gone: &mut BTreeSet<ConnId>,
+                     unacked: &mut BTreeMap<ConnId, usize>,
+                     paused: &mut BTreeSet<ConnId>,
+                     open: &mut Vec<RequestId>| {
+            for _ in 0..100_000 {
+                match m.poll_output() {
+                    Output::Wait { .. } => return,
+                    Output::Transmit { conn, payload } => {
+                        assert!(accepted.contains(&conn), "Transmit on unknown {conn}");
+                        assert!(!gone.contains(&conn), "Transmit on {conn} after its end");
+                        *unacked.entry(conn).or_default() += payload.len() as usize;
+                    }
+                    Output::Close { conn, how } => {
+                        assert_eq!(how, Close::Graceful);
+                        assert!(gone.insert(conn), "{conn} closed twice or after upgrade");
+                    }
+                    Output::Resume { conn } => {
+                        paused.remove(&conn);
+                    }
+                    Output::Event(ServerEvent::Request(r)) => open.push(r.id),
+                    Output::Event(ServerEvent::Upgraded { conn, .. }) => {
+                        assert!(gone.insert(conn), "{conn} upgraded after its end");
+                    }
+                    Output::Event(ServerEvent::ResponseDone { id })
+                    | Output::Event(ServerEvent::Aborted { id }) => open.retain(|i| *i != id),
+                    Output::Event(_) => {}
+                    o => panic!("unexpected output {o:?}"),
+                }
+            }
+            panic!("poll_output never returned Wait");
+        };
+
+        for op in records(data) {
+            let conn_of = |s: u8, slots: &[ConnId; 3]| slots[usize::from(s % 3)];
+            match &op {
+                Op::Accept(s) => {
+                    let conn = conn_of(*s, &slots);
+                    if accepted.insert(conn) {
+                        let _ = m.handle_input(
+                            now,
+                            Input::Accepted {
+                                conn,
+                                listener: ListenerId(0),
+                                local: Addr::Unknown,
+                                peer: Addr::Unknown,
+                            },
+                        );
+                    }
+                }
+                Op::Data(s, bytes) => {
+                    let conn = conn_of(*s, &slots);
+                    if accepted.contains(&conn) && !eof.contains(&conn) {
+                        biggest = biggest.max(bytes.len());
+                        held.entry(conn).or_default().extend_from_slice(bytes);
+                    }
+                }
+                Op::Eof(s) => {
+                    let conn = conn_of(*s, &slots);
+                    if accepted.contains(&conn)
+                        && held.get(&conn).map_or(true, Vec::is_empty)
+                        && eof.insert(conn)
+                    {
+                        let _ = m.handle_input(now, Input::Eof { conn, clean: true });
+                    }
+                }
+                Op::Sent(s, n) => {
+                    let conn = conn_of(*s, &slots);
+                    let un = unacked.entry(conn).or_default();
+                    let n = usize::from(*n).min(*un);
+                    if n > 0 && !gone.contains(&conn) {
+                        *un -= n;
+                        let _ = m.handle_input(now, Input::Sent { conn, bytes: n });
+                    }
+                }
+                Op::Closed(s) => {
+                    let conn = conn_of(*s, &slots);
+                    if accepted.contains(&conn) {
+                        slots[usize::from(s % 3)] = ConnId(next_id);
+                        next_id += 1;
+                        held.remove(&conn);
+                        gone.insert(conn);
+                        let _ = m.handle_input(now, Input::Closed { conn });
+                        open.retain(|i| i.conn() != conn);
+                    }
+                }
+                Op::Advance(ms) => {
+                    now = now.after(Duration::from_millis(u64::from(*ms)));
+                    m.handle_timeout(now);
+                }
+                Op::Send(s, cmd) => {
+                    let conn = conn_of(*s, &slots);
+                    if let Some(id) = open.iter().copied().find(|i| i.conn() == conn) {
+                        let pick = cmd.first().copied().unwrap_or(0);
+                        let body = Bytes::copy_from_slice(cmd.get(1..).unwrap_or_default());
+                        let s = &mut m;
+                        let _ = match pick % 10 {
+                            0 => s.respond_full(id, 200, &[("X", "y")], body),
+                            1 => s.respond(id, 200, &[], BodyKind::Chunked),
+                            2 => s.respond(id, 404, &[], BodyKind::Length(body.len() as u64)),
+                            3 => s.send_body(id, body),
+                            4 => s.finish(id, &[("T", "1")]),
+                            5 => s.send_continue(id),
+                            6 => s.accept_upgrade(id, &[("Upgrade", "x")]),
+                            7 => s.pause_body(id),
+                            8 => s.resume_body(id),
+                            _ => s.respond(id, 204, &[], BodyKind::Empty),
+                        };
+                    }
+                }
+                Op::Close(s) => {
+                    let _ = m.close(conn_of(*s, &slots));
+                }
+            }
+            drain(
+                &mut m,
+                &accepted,
+                &mut gone,
+                &mut unacked,
+                &mut paused,
+                &mut open,
+            );
+            // Offer what the driver holds, as a driver would: not while the
+            // machine paused the connection with a short take.
+            for conn in slots {
+                if paused.contains(&conn) || gone.contains(&conn) {
+                    continue;
+                }
+                let Some(buf) = held.remove(&conn) else {
+                    continue;
+                };
+                if buf.is_empty() {
+                    continue;
+                }
+                let taken = m
+                    .handle_input(now, Input::Data { conn, bytes: &buf })
+                    .expect("handle_input never fails");
+                assert!(taken <= buf.len(), "took more than offered");
+                if taken < buf.len() {
+                    paused.insert(conn);
+                    held.insert(conn, buf[taken..].to_vec());
+                }
+                drain(
+                    &mut m,
+                    &accepted,
+                    &mut gone,
+                    &mut unacked,
+                    &mut paused,
+                    &mut open,
+                );
+                let b = m.buffered(conn);
+                assert!(b <= LIMITS.max_head + biggest, "{conn} buffers {b} bytes");
+            }
+        }
+    }
+}
+
+/// Request heads: parsing never panics, is chunking-independent and
+/// bounded, and re-serializing a parsed head gives the same head.
+pub fn http_request(data: &[u8]) {
+    http::request(data);
+}
+
+/// Response heads, as for requests.
+pub fn http_response(data: &[u8]) {
+    http::response(data);
+}
+
+/// Chunked bodies: decoding never panics, is chunking-independent and
+/// bounded; decode → encode → decode is stable.
+pub fn http_chunked(data: &[u8]) {
+    http::chunked_body(data);
+}
+
+/// The HTTP server machine under arbitrary input sequences and commands.
+pub fn http_server_machine(data: &[u8]) {
+    http::server_machine(data);
+}

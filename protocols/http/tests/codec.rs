@@ -445,3 +445,12 @@ fn chunked_encoder() {
     assert_eq!(t.get("x-sum"), Some(&b"1"[..]));
     let _ = Bytes::new();
 }
+
+#[test]
+fn non_ascii_target() {
+    case(
+        "GET /caf\u{e9} HTTP/1.1\r\nHost: h\r\n\r\n".as_bytes(),
+        ProtocolError::BadRequestLine,
+        "400",
+    );
+}

@@ -153,14 +153,16 @@ impl ChunkedDecoder {
                             i += k + 1;
                         }
                         None => {
-                            if upto > room {
-                                return Err(ProtocolError::ChunkExtensionTooLong);
-                            }
-                            if !rest[..upto]
+                            // Bytes within the limit are checked first, so
+                            // the error does not depend on how input is cut.
+                            if !rest[..upto.min(room)]
                                 .iter()
                                 .all(|&c| c == b'\t' || c >= 0x20 && c != 0x7f)
                             {
                                 return Err(ProtocolError::BadChunkSize);
+                            }
+                            if upto > room {
+                                return Err(ProtocolError::ChunkExtensionTooLong);
                             }
                             self.state = State::Ext { len: len + upto };
                             i += upto;

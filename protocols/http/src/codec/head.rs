@@ -498,7 +498,9 @@ pub fn parse_request(head: Bytes, limits: &HeadLimits) -> Result<RequestHead, Pr
     let (Some(method), Some(path)) = (req.method, req.path) else {
         return Err(ProtocolError::BadRequestLine);
     };
-    if path.is_empty() {
+    // httparse lets bytes above 0x7f through; a request target is ASCII
+    // (RFC 9112 §3.2, RFC 3986).
+    if path.is_empty() || !path.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         return Err(ProtocolError::BadRequestLine);
     }
     Ok(RequestHead {
