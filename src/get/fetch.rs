@@ -184,7 +184,12 @@ fn connect(url: &Url) -> Result<Conn<Client>, GetError> {
         let what = match e.kind() {
             io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
             io::ErrorKind::TimedOut => "connect timed out".to_string(),
-            _ => e.to_string(),
+            _ => {
+                // The resolver's message may already name the host.
+                let m = e.to_string();
+                let prefix = format!("{}: ", url.host);
+                m.strip_prefix(&prefix).map_or(m.clone(), str::to_string)
+            }
         };
         GetError::failed(format!("cannot connect to {}: {what}", url.host_header()))
     })
