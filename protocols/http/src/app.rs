@@ -14,6 +14,37 @@
 //!
 //! serves it on the std, mio or tokio driver unchanged.
 //!
+//! Blocking work leaves the event thread and comes back as a value:
+//!
+//! ```no_run
+//! use bytes::Bytes;
+//! use twill_http::app::{Ctx, Handler};
+//! use twill_http::{Request, RequestId};
+//!
+//! /// Serves files from the current directory (an example: no checks).
+//! struct Files;
+//!
+//! impl Handler for Files {
+//!     type Done = (RequestId, std::io::Result<Vec<u8>>);
+//!
+//!     fn on_request(&mut self, cx: &mut Ctx<'_, Self::Done>, req: Request) {
+//!         let id = req.id;
+//!         let path = format!(".{}", req.head.target());
+//!         // Runs on the driver's pool; the result comes to `on_done`.
+//!         cx.spawn_blocking(move || (id, std::fs::read(path)));
+//!     }
+//!
+//!     fn on_done(&mut self, cx: &mut Ctx<'_, Self::Done>, (id, data): Self::Done) {
+//!         // The request may have been aborted meanwhile: then this is an
+//!         // `Err` to ignore.
+//!         let _ = match data {
+//!             Ok(d) => cx.machine().respond_full(id, 200, &[], Bytes::from(d)),
+//!             Err(_) => cx.machine().respond_full(id, 404, &[], Bytes::new()),
+//!         };
+//!     }
+//! }
+//! ```
+//!
 //! For handlers that want the whole request body at once there is
 //! [`handler_fn`]; [`demo`] holds the hello-world and echo handlers the
 //! examples and tests use.

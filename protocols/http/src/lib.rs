@@ -21,6 +21,48 @@
 //! - [`app`]: handlers written once ([`Handler`]) and hosted by every
 //!   driver through [`App`], a [`twill_core::Service`] over [`Server`].
 //!
+//! ## Driving the server by hand
+//!
+//! ```
+//! use bytes::Bytes;
+//! use twill_core::{Addr, ConnId, Input, ListenerId, Machine, Now, Output, Payload};
+//! use twill_http::{Server, ServerEvent};
+//!
+//! let mut server = Server::default();
+//! let (now, conn) = (Now::default(), ConnId(1));
+//! let accepted = Input::Accepted {
+//!     conn,
+//!     listener: ListenerId(0),
+//!     local: Addr::Unknown,
+//!     peer: Addr::Unknown,
+//! };
+//! server.handle_input(now, accepted).unwrap();
+//! let bytes = b"GET /hi HTTP/1.1\r\nHost: example.com\r\n\r\n";
+//! assert_eq!(server.handle_input(now, Input::Data { conn, bytes }).unwrap(), bytes.len());
+//! let mut requests = Vec::new();
+//! loop {
+//!     match server.poll_output() {
+//!         Output::Event(ServerEvent::Request(r)) => requests.push(r),
+//!         Output::Wait { .. } => break,
+//!         _ => {}
+//!     }
+//! }
+//! assert_eq!(requests[0].head.target(), "/hi");
+//! server
+//!     .respond_full(requests[0].id, 200, &[("Content-Type", "text/plain")], Bytes::from_static(b"hello"))
+//!     .unwrap();
+//! let mut wire = Vec::new();
+//! loop {
+//!     match server.poll_output() {
+//!         Output::Transmit { payload: Payload::Bytes(b), .. } => wire.extend_from_slice(&b),
+//!         Output::Wait { .. } => break,
+//!         _ => {}
+//!     }
+//! }
+//! assert!(wire.starts_with(b"HTTP/1.1 200 OK\r\n"));
+//! assert!(wire.ends_with(b"Content-Length: 5\r\n\r\nhello"));
+//! ```
+//!
 //! ## The drain rule
 //! After every mutation — `handle_input`, `handle_timeout`, or a command
 //! such as [`Server::respond`] or [`Client::request`] — call
