@@ -664,6 +664,11 @@ impl<M: Machine> Tls<M> {
         if taken < bytes.len() {
             s.driver_paused = true;
         }
+        if s.peer_closed && s.eof.is_none() {
+            // close_notify is the end of the peer's stream, whatever the
+            // transport does next.
+            s.eof = Some(true);
+        }
         self.progress(conn)?;
         Ok(taken)
     }
@@ -679,7 +684,9 @@ impl<M: Machine> Tls<M> {
             }
             State::Failed => Ok(()),
             State::Open => {
-                s.eof = Some(clean && s.peer_closed);
+                if s.eof.is_none() {
+                    s.eof = Some(clean && s.peer_closed);
+                }
                 self.deliver(conn)
             }
         }
