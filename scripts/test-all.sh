@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-# Debian packages the real-peer tests use: Python, and curl (twill web).
-DEBS=(python3 python3-venv curl)
+# Debian packages the real-peer tests use: Python, curl (twill web, TLS)
+# and openssl (s_client against ssl: endpoints).
+DEBS=(python3 python3-venv curl openssl)
 # A Python with venv that is not Debian's is good enough; so is a curl
 # installed some other way.
 have_python=false

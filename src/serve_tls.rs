@@ -102,13 +102,21 @@ pub fn unwrap<M: Machine + Send + 'static>(running: Running<Tls<M>>) -> Running<
 /// `twill cert`: writes a self-signed `cert.pem` and `key.pem` for
 /// `hostnames` into `out`; returns their paths.
 pub fn write_cert(hostnames: Vec<String>, out: &Path) -> Result<(String, String), String> {
-    let c = rcgen::generate_simple_self_signed(hostnames)
-        .map_err(|e| format!("cannot make a certificate: {e}"))?;
+    let fail = |e: rcgen::Error| format!("cannot make a certificate: {e}");
+    let mut params = rcgen::CertificateParams::new(hostnames.clone()).map_err(fail)?;
+    // The subject names the host, so two of these never share a subject
+    // (verifiers look issuers up by subject).
+    let cn = hostnames.first().cloned().unwrap_or_default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, cn);
+    let key_pair = rcgen::KeyPair::generate().map_err(fail)?;
+    let cert_pem = params.self_signed(&key_pair).map_err(fail)?;
     std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let cert = out.join("cert.pem");
     let key = out.join("key.pem");
-    std::fs::write(&cert, c.cert.pem()).map_err(|e| format!("{}: {e}", cert.display()))?;
-    std::fs::write(&key, c.key_pair.serialize_pem())
+    std::fs::write(&cert, cert_pem.pem()).map_err(|e| format!("{}: {e}", cert.display()))?;
+    std::fs::write(&key, key_pair.serialize_pem())
         .map_err(|e| format!("{}: {e}", key.display()))?;
     Ok((cert.display().to_string(), key.display().to_string()))
 }

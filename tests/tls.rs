@@ -1,0 +1,227 @@
+//! TLS against peers nobody here wrote, on every driver: `openssl s_client`
+//! and `curl --cacert` against `twill echo`/`twill daytime --listen ssl:…`,
+//! and Python's `ssl` module with SNI (two names, two certificates) and
+//! ALPN.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{args, run_python, DRIVERS};
+use twill::cli::{start, Driver, LogEvents};
+use twill_basic::{Daytime, Echo};
+use twill_driver::{Mode, Running, ServeOptions};
+use twill_tls::{ServerSetup, Tls, TlsContext, TlsService};
+
+/// A self-signed certificate for `name` in its own directory.
+struct Cert {
+    dir: PathBuf,
+    cert: String,
+    key: String,
+}
+
+impl Drop for Cert {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn cert(tag: &str, name: &str) -> Cert {
+    let dir = std::env::temp_dir().join(format!("twill-tls-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // `twill cert` does the work.
+    let (cert, key) = twill::serve_tls::write_cert(vec![name.into()], &dir).unwrap();
+    Cert { dir, cert, key }
+}
+
+fn der_hex(c: &Cert) -> String {
+    let pem = std::fs::read(&c.cert).unwrap();
+    let der = twill_tls::config::parse_certs(&pem, "cert").unwrap();
+    der[0].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn ssl(c: &Cert) -> String {
+    format!(
+        "ssl:0:interface=127.0.0.1:privateKey={}:certKey={}",
+        c.key, c.cert
+    )
+}
+
+fn port<M>(r: &Running<M>) -> u16 {
+    r.addr().port()
+}
+
+fn echo(driver: Driver, c: &Cert) -> Running<Echo> {
+    start(args(driver, &[&ssl(c)]), "", Mode::Factory, || {
+        (Echo::new(), LogEvents)
+    })
+    .expect("start twill echo on ssl:")
+}
+
+/// Runs `openssl s_client -brief` against `port`, sends `line`, waits for
+/// it to come back; returns (stdout, stderr).
+fn s_client(port: u16, ca: &str, line: &str) -> (String, String) {
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-brief", "-ign_eof", "-verify_return_error"])
+        .args(["-connect", &format!("127.0.0.1:{port}")])
+        .args(["-servername", "localhost", "-verify_hostname", "localhost"])
+        .args(["-CAfile", ca])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl is installed by scripts/test-all.sh");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(line.as_bytes()).unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let want = line.to_string();
+    std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&got).contains(&want) {
+                break;
+            }
+        }
+        let _ = tx.send(String::from_utf8_lossy(&got).into_owned());
+    });
+    let out = rx.recv_timeout(Duration::from_secs(15)).unwrap_or_default();
+    drop(stdin);
+    let _ = child.kill();
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    let _ = child.wait();
+    (out, err)
+}
+
+#[test]
+fn openssl_s_client_against_twill_echo_on_every_driver() {
+    let c = cert("openssl", "localhost");
+    for driver in DRIVERS {
+        let server = echo(driver, &c);
+        let (out, err) = s_client(port(&server), &c.cert, "hello through tls\n");
+        assert!(
+            out.contains("hello through tls"),
+            "{driver:?}: {out:?} {err}"
+        );
+        assert!(err.contains("Verification: OK"), "{driver:?}: {err}");
+        assert!(err.contains("TLSv1.3"), "{driver:?}: {err}");
+    }
+}
+
+fn curl(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "-v", "--max-time", "15"])
+        .args(args)
+        .output()
+        .expect("curl is installed by scripts/test-all.sh");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn curl_cacert_against_twill_daytime_and_echo_on_every_driver() {
+    let c = cert("curl", "localhost");
+    let wrong = cert("curl-wrong", "localhost");
+    for driver in DRIVERS {
+        // Daytime answers and closes with close_notify: a whole (HTTP/0.9)
+        // response for curl.
+        let server = start(args(driver, &[&ssl(&c)]), "", Mode::Factory, || {
+            (Daytime::new(), LogEvents)
+        })
+        .expect("start twill daytime on ssl:");
+        let url = format!("https://localhost:{}/", port(&server));
+        let (code, out, err) = curl(&["--http0.9", "--cacert", &c.cert, &url]);
+        assert_eq!(code, 0, "{driver:?}: {err}");
+        assert!(out.contains("20"), "{driver:?}: a date: {out:?}");
+        assert!(err.contains("TLSv1.3"), "{driver:?}: {err}");
+        // The wrong CA: verification fails (curl's exit 60).
+        let (code, _, err) = curl(&["--http0.9", "--cacert", &wrong.cert, &url]);
+        assert_eq!(code, 60, "{driver:?}: {err}");
+        // The server keeps serving after the failed handshake.
+        let (code, _, err) = curl(&["--http0.9", "--cacert", &c.cert, &url]);
+        assert_eq!(code, 0, "{driver:?}: {err}");
+
+        // Echo sends curl's request back: a handshake and bytes both ways.
+        let server = echo(driver, &c);
+        let url = format!("https://localhost:{}/echo", port(&server));
+        let (_, out, err) = curl(&["--http0.9", "--max-time", "2", "--cacert", &c.cert, &url]);
+        assert!(
+            out.starts_with("GET /echo HTTP/1.1"),
+            "{driver:?}: {out:?} {err}"
+        );
+    }
+}
+
+#[test]
+fn python_ssl_client_sni_picks_the_certificate_and_alpn_is_negotiated() {
+    let a = cert("py-a", "a.test");
+    let b = cert("py-b", "b.test");
+    let mut cas = std::fs::read(&a.cert).unwrap();
+    cas.extend(std::fs::read(&b.cert).unwrap());
+    let ca = a.dir.join("both.pem");
+    std::fs::write(&ca, cas).unwrap();
+    let ca = ca.to_string_lossy().into_owned();
+
+    // Certificates by SNI, from the endpoint grammar (`sni=host=cert,key`).
+    for driver in DRIVERS {
+        let ep = format!("{}:sni=b.test={},{}", ssl(&a), b.cert, b.key);
+        let server = start(args(driver, &[&ep]), "", Mode::Factory, || {
+            (Echo::new(), LogEvents)
+        })
+        .expect("start");
+        let p = port(&server).to_string();
+        for (name, want) in [("a.test", &a), ("b.test", &b)] {
+            let out = run_python("tls_client.py", &["127.0.0.1", &p, &ca, name]);
+            assert!(
+                out.contains(&format!("cert={}", der_hex(want))),
+                "{driver:?} {name}: {out}"
+            );
+            assert!(out.contains("echo=ping over tls"), "{driver:?}: {out}");
+            assert!(out.contains("version=TLSv1.3"), "{driver:?}: {out}");
+        }
+    }
+
+    // ALPN: a server offering h2 and http/1.1, a client wanting http/1.1.
+    let pem = |p: &str| std::fs::read(p).unwrap();
+    let setup = ServerSetup::from_pem(&pem(&a.cert), &pem(&a.key))
+        .unwrap()
+        .with_alpn(vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+    let ctx = TlsContext::new().with_server(&setup).unwrap();
+    for driver in DRIVERS {
+        let endpoints = vec!["tcp:0:interface=127.0.0.1".parse().unwrap()];
+        let opts = ServeOptions::factory(endpoints);
+        let ctx = ctx.clone();
+        let make = move || {
+            (
+                Tls::server(Echo::new(), &ctx),
+                TlsService::new(twill_core::service::Ignore),
+            )
+        };
+        let server = match driver {
+            Driver::Std => twill_std::spawn(opts, make),
+            Driver::Mio => twill_mio::spawn(opts, make),
+            Driver::Tokio => twill_tokio::spawn(opts, make),
+        }
+        .expect("start");
+        let p = server.addr().port().to_string();
+        let out = run_python(
+            "tls_client.py",
+            &["127.0.0.1", &p, &ca, "a.test", "spdy/1,http/1.1"],
+        );
+        assert!(out.contains("alpn=http/1.1"), "{driver:?}: {out}");
+        assert!(out.contains("echo=ping over tls"), "{driver:?}: {out}");
+    }
+}
