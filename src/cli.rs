@@ -115,7 +115,8 @@ enum Command {
 /// The flags of `twill get`.
 #[derive(Args, Debug, Clone)]
 pub struct GetArgs {
-    /// The URL: http://host[:port]/path (IPv6 as [addr]).
+    /// The URL: http://HOST:PORT/PATH (the port is optional; an IPv6 HOST
+    /// goes in brackets).
     pub url: String,
     /// Write the body to FILE instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
