@@ -81,3 +81,8 @@ fn http_chunked_corpus() {
 fn http_server_machine_corpus() {
     replay("http_server_machine", targets::http_server_machine);
 }
+
+#[test]
+fn tls_server_corpus() {
+    replay("tls_server", targets::tls_server);
+}

@@ -805,3 +805,116 @@ pub fn http_chunked(data: &[u8]) {
 pub fn http_server_machine(data: &[u8]) {
     http::server_machine(data);
 }
+
+// ---------------------------------------------------------------- TLS
+
+mod tls {
+    use std::sync::OnceLock;
+
+    use twill_basic::Echo;
+    use twill_core::{Addr, Close, ConnId, Duration, Input, ListenerId, Machine, Now, Output};
+    use twill_tls::{ServerSetup, Tls, TlsContext};
+
+    /// A fixed self-signed certificate for "localhost" (made by `twill
+    /// cert`, valid 1975–4096), so the fuzzer never generates keys.
+    const CERT: &str = include_str!("tls_cert.pem");
+    const KEY: &str = include_str!("tls_key.pem");
+
+    fn ctx() -> &'static TlsContext {
+        static CTX: OnceLock<TlsContext> = OnceLock::new();
+        CTX.get_or_init(|| {
+            let setup = ServerSetup::from_pem(CERT.as_bytes(), KEY.as_bytes()).expect("fixed cert");
+            TlsContext::new().with_server(&setup).expect("config")
+        })
+    }
+
+    /// Drains; checks `Wait` comes and nothing is sent on a connection
+    /// after its `Close`.
+    fn drain(m: &mut Tls<Echo>, closed: &mut Vec<ConnId>) {
+        for _ in 0..100_000 {
+            match m.poll_output() {
+                Output::Wait { .. } => return,
+                Output::Transmit { conn, .. } => {
+                    assert!(
+                        !closed.contains(&conn),
+                        "transmit on {conn} after its close"
+                    );
+                }
+                Output::Close { conn, how } if how != Close::WriteHalf => closed.push(conn),
+                _ => {}
+            }
+        }
+        panic!("poll_output never returned Wait");
+    }
+
+    /// Arbitrary bytes from a peer into a server-mode `Tls<Echo>`: the
+    /// first byte chooses how the rest is cut (0 = whole); the same bytes
+    /// go whole to a second connection, which must not be disturbed by the
+    /// first; then EOF and the handshake timeout.
+    pub fn server(data: &[u8]) {
+        let (cut, rest) = match data.split_first() {
+            Some((c, r)) => (usize::from(*c), r),
+            None => (0, data),
+        };
+        let piece = if cut == 0 { rest.len().max(1) } else { cut };
+        let mut now = Now::default();
+        let mut m = Tls::server(Echo::new(), ctx());
+        let mut closed = Vec::new();
+        let (a, b) = (ConnId(1), ConnId(2));
+        for conn in [a, b] {
+            let _ = m.handle_input(
+                now,
+                Input::Accepted {
+                    conn,
+                    listener: ListenerId(1),
+                    local: Addr::Unknown,
+                    peer: Addr::Unknown,
+                },
+            );
+            drain(&mut m, &mut closed);
+        }
+        let feed = |m: &mut Tls<Echo>, closed: &mut Vec<ConnId>, conn, bytes: &[u8]| {
+            let mut off = 0;
+            let mut stalls = 0;
+            while off < bytes.len() && stalls < 4 {
+                let n = m
+                    .handle_input(
+                        now,
+                        Input::Data {
+                            conn,
+                            bytes: &bytes[off..],
+                        },
+                    )
+                    .unwrap_or(bytes.len() - off);
+                assert!(n <= bytes.len() - off, "took more than offered");
+                drain(m, closed);
+                if n == 0 {
+                    stalls += 1;
+                }
+                off += n;
+            }
+        };
+        for chunk in rest.chunks(piece) {
+            feed(&mut m, &mut closed, a, chunk);
+        }
+        feed(&mut m, &mut closed, b, rest);
+        for conn in [a, b] {
+            let _ = m.handle_input(now, Input::Eof { conn, clean: true });
+            drain(&mut m, &mut closed);
+        }
+        now = now.after(Duration::from_secs(60));
+        m.handle_timeout(now);
+        drain(&mut m, &mut closed);
+        for conn in [a, b] {
+            let _ = m.handle_input(now, Input::Closed { conn });
+            drain(&mut m, &mut closed);
+        }
+        assert_eq!(m.sessions(), 0, "sessions outlive their connections");
+    }
+}
+
+/// Arbitrary bytes from a peer into a server-mode `Tls<Echo>` never panic
+/// (alerts and closes only), on two connections, whole and cut.
+pub fn tls_server(data: &[u8]) {
+    tls::server(data);
+}
