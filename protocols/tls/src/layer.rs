@@ -344,6 +344,13 @@ impl<M: Machine> Tls<M> {
             .is_some_and(|s| s.state == State::Open)
     }
 
+    /// Whether `conn`'s completed handshake resumed an earlier session.
+    pub fn is_resumed(&self, conn: ConnId) -> bool {
+        self.sessions.get(&conn).is_some_and(|s| {
+            s.state == State::Open && s.tls.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+        })
+    }
+
     /// Connections with a session (handshaking, open or failing).
     pub fn sessions(&self) -> usize {
         self.sessions.len()

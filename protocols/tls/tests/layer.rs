@@ -717,3 +717,89 @@ fn wall_clock_follows_now() {
     s.accept(ConnId(1));
     assert_eq!(ctx.clock().get(), s.clock.now().wall.secs());
 }
+
+#[test]
+fn client_certificates_mutual_tls() {
+    let server_cert = cert("localhost");
+    let client_cert = cert("client.test");
+    let ca = twill_tls::config::parse_certs(client_cert.pem.as_bytes(), "client").unwrap();
+    let setup = ServerSetup::from_pem(server_cert.pem.as_bytes(), server_cert.key.as_bytes())
+        .unwrap()
+        .with_client_auth(twill_tls::ClientAuth::Required(ca));
+    let sctx = TlsContext::new().with_server(&setup).unwrap();
+
+    // With a certificate: the server sees it.
+    let csetup = ClientSetup::from_ca_pem(server_cert.pem.as_bytes())
+        .unwrap()
+        .with_identity(
+            twill_tls::config::parse_certs(client_cert.pem.as_bytes(), "c").unwrap(),
+            twill_tls::config::parse_key(client_cert.key.as_bytes(), "k").unwrap(),
+        );
+    let cctx = TlsContext::new().with_client(&csetup).unwrap();
+    let mut p = rec_pair(sctx.clone(), cctx, "localhost");
+    let (_, sc) = p.connect();
+    let si = secured(&p.server.events, sc).expect("server secured");
+    assert_eq!(si.peer_certificates[0].as_ref(), &client_cert.der[..]);
+
+    // Without one: refused.
+    let mut p = rec_pair(sctx, client_ctx(&[&server_cert]), "localhost");
+    let (_, sc) = p.connect();
+    assert!(secured(&p.server.events, sc).is_none());
+    assert!(!failures(&p.server.events).is_empty());
+}
+
+#[test]
+fn second_connection_resumes_the_session() {
+    let c = cert("localhost");
+    let mut p = rec_pair(server_ctx(&c), client_ctx(&[&c]), "localhost");
+    let (c1, s1) = p.connect();
+    assert!(!p.client.machine.is_resumed(c1) && !p.server.machine.is_resumed(s1));
+    let (c2, s2) = p.connect();
+    assert!(secured(&p.client.events, c2).is_some());
+    assert!(p.client.machine.is_resumed(c2), "client resumed");
+    assert!(p.server.machine.is_resumed(s2), "server resumed");
+}
+
+#[test]
+fn mutated_client_hellos_never_panic() {
+    let c = cert("localhost");
+    let sctx = server_ctx(&c);
+    let mut client = Sim::new(Tls::client(
+        Recorder::default(),
+        &client_ctx(&[&c]),
+        "localhost",
+    ));
+    client.opened(ConnId(1));
+    let hello: Vec<u8> = client
+        .take_outbox()
+        .into_iter()
+        .flat_map(|(_, b)| b.to_vec())
+        .collect();
+    assert_eq!(hello[0], 0x16);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for _ in 0..300 {
+        let mut m = hello.clone();
+        for _ in 0..=(next() % 4) {
+            let i = (next() as usize) % m.len();
+            m[i] = next() as u8;
+        }
+        let cut = 1 + (next() as usize) % 64;
+        let mut s = Sim::new(Tls::server(Recorder::default(), &sctx));
+        s.accept(ConnId(1));
+        for piece in m.chunks(cut) {
+            s.data(ConnId(1), piece);
+        }
+        s.eof(ConnId(1));
+        s.advance(Duration::from_secs(30));
+        // Whatever happened, the connection ended or is being answered.
+        let failed = !failures(&s.events).is_empty();
+        let answered = s.sent.get(&ConnId(1)).is_some_and(|b| !b.is_empty());
+        assert!(failed || answered);
+    }
+}
