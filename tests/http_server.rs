@@ -2,7 +2,8 @@
 //! against clients nobody here wrote: Python's `http.client`/`urllib` and
 //! curl (keep-alive reuse, HEAD, 404, Content-Length and chunked uploads
 //! echoed, HTTP/1.0), plus a raw socket sending three pipelined requests
-//! in one write.
+//! in one write; with a machine per connection and with one machine for
+//! all of them.
 
 mod common;
 
@@ -17,11 +18,11 @@ use twill_driver::{Mode, Running};
 use twill_http::app::demo::Hello;
 use twill_http::{App, Server, ServerConfig};
 
-fn serve(driver: Driver) -> Running<Server> {
+fn serve(driver: Driver, mode: Mode) -> Running<Server> {
     start(
         args(driver, &["tcp:0:interface=127.0.0.1"]),
         "tcp:0",
-        Mode::Factory,
+        mode,
         || (Server::new(ServerConfig::default()), App::new(Hello::new())),
     )
     .expect("start the hello server")
@@ -115,11 +116,27 @@ fn pipelined(port: u16) {
 #[test]
 fn real_clients_on_every_driver() {
     for driver in DRIVERS {
-        let r = serve(driver);
+        let r = serve(driver, Mode::Factory);
         let p = port(&r);
         let out = run_python("http_clients.py", &[&p.to_string()]);
         assert!(out.contains("ok"), "{driver:?}: {out}");
         curl_checks(p);
         pipelined(p);
+    }
+}
+
+/// One server machine for every connection (hub mode) works the same.
+#[test]
+fn one_machine_for_all_connections() {
+    for driver in DRIVERS {
+        let r = serve(driver, Mode::Hub);
+        let p = port(&r);
+        std::thread::scope(|s| {
+            let a = s.spawn(|| run_python("http_clients.py", &[&p.to_string()]));
+            let b = s.spawn(|| curl_checks(p));
+            pipelined(p);
+            assert!(a.join().unwrap().contains("ok"), "{driver:?}");
+            b.join().unwrap();
+        });
     }
 }

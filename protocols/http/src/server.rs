@@ -42,7 +42,7 @@
 //! `Date`. For HEAD, 204 and 304 no body is sent: bodies given for them
 //! are dropped, so one handler serves GET and HEAD alike.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use twill_core::{
@@ -306,6 +306,8 @@ struct Conn {
     idle_since: Instant,
     /// The timers above start afresh at the next input or timeout.
     restamp: bool,
+    /// This connection's entry in `Server::timers`.
+    timer: Option<Instant>,
 }
 
 impl Conn {
@@ -332,6 +334,11 @@ pub struct Server {
     cfg: ServerConfig,
     conns: BTreeMap<ConnId, Conn>,
     out: OutQueue<ServerEvent>,
+    /// Every connection's next deadline, earliest first: a hub with many
+    /// connections finds its timer without looking at each.
+    timers: BTreeSet<(Instant, ConnId)>,
+    /// Connections whose deadline may have changed since the last `Wait`.
+    touched: Vec<ConnId>,
     now: Now,
     date_secs: i64,
     date: [u8; 29],
@@ -350,6 +357,8 @@ impl Server {
             cfg,
             conns: BTreeMap::new(),
             out: OutQueue::new(),
+            timers: BTreeSet::new(),
+            touched: Vec::new(),
             now: Now::default(),
             date_secs: i64::MIN,
             date: [b' '; 29],
@@ -452,6 +461,7 @@ impl Server {
                 close_requested = true;
             }
         }
+        self.touched.push(id.conn);
         let date = self.date_value();
         let cfg_server = self.cfg.server_name;
         let c = self
@@ -596,7 +606,7 @@ impl Server {
     /// Unknown request, no response started, or more bytes than the
     /// announced length.
     pub fn send_body(&mut self, id: RequestId, data: Bytes) -> Result<(), Error> {
-        let (c, i, front) = Self::locate(&mut self.conns, id)?;
+        let (c, i, front) = Self::locate(&mut self.conns, &mut self.touched, id)?;
         let r = &mut c.inflight[i];
         let RespState::Body { kind, remaining } = &mut r.state else {
             return Err(Error::State("send_body before respond or after finish"));
@@ -659,7 +669,7 @@ impl Server {
         if !self.cfg.file_payloads {
             return Err(Error::State("file payloads are off for this server"));
         }
-        let (c, i, front) = Self::locate(&mut self.conns, id)?;
+        let (c, i, front) = Self::locate(&mut self.conns, &mut self.touched, id)?;
         let r = &mut c.inflight[i];
         let RespState::Body { kind, remaining } = &mut r.state else {
             return Err(Error::State("send_file before respond or after finish"));
@@ -709,7 +719,7 @@ impl Server {
     /// Unknown request, no response started, or fewer bytes than the
     /// announced length.
     pub fn finish(&mut self, id: RequestId, trailers: &[(&str, &str)]) -> Result<(), Error> {
-        let (c, i, front) = Self::locate(&mut self.conns, id)?;
+        let (c, i, front) = Self::locate(&mut self.conns, &mut self.touched, id)?;
         let RespState::Body { kind, remaining } = c.inflight[i].state else {
             return Err(Error::State("finish before respond or twice"));
         };
@@ -735,7 +745,7 @@ impl Server {
     /// # Errors
     /// Unknown request, or the final response has started.
     pub fn send_continue(&mut self, id: RequestId) -> Result<(), Error> {
-        let (c, i, _) = Self::locate(&mut self.conns, id)?;
+        let (c, i, _) = Self::locate(&mut self.conns, &mut self.touched, id)?;
         let r = &mut c.inflight[i];
         if r.state != RespState::Waiting {
             return Err(Error::State("the final response has started"));
@@ -767,7 +777,7 @@ impl Server {
             check_name(n)?;
             check_value(v.as_bytes())?;
         }
-        let (c, i, front) = Self::locate(&mut self.conns, id)?;
+        let (c, i, front) = Self::locate(&mut self.conns, &mut self.touched, id)?;
         let r = &c.inflight[i];
         if r.state != RespState::Waiting {
             return Err(Error::State("the final response has started"));
@@ -802,7 +812,7 @@ impl Server {
             check_value(v.as_bytes())?;
         }
         let date = self.date_value();
-        let (c, i, front) = Self::locate(&mut self.conns, id)?;
+        let (c, i, front) = Self::locate(&mut self.conns, &mut self.touched, id)?;
         let r = &mut c.inflight[i];
         if r.state != RespState::Waiting || r.upgrade_accepted {
             return Err(Error::State("the response has already started"));
@@ -845,6 +855,7 @@ impl Server {
     /// # Errors
     /// Unknown request.
     pub fn pause_body(&mut self, id: RequestId) -> Result<(), Error> {
+        self.touched.push(id.conn);
         let c = self
             .conns
             .get_mut(&id.conn)
@@ -858,6 +869,7 @@ impl Server {
     /// # Errors
     /// Unknown request.
     pub fn resume_body(&mut self, id: RequestId) -> Result<(), Error> {
+        self.touched.push(id.conn);
         let c = self
             .conns
             .get_mut(&id.conn)
@@ -875,6 +887,7 @@ impl Server {
     /// # Errors
     /// Unknown connection.
     pub fn close(&mut self, conn: ConnId) -> Result<(), Error> {
+        self.touched.push(conn);
         if !self.conns.contains_key(&conn) {
             return Err(Error::UnknownConn(conn));
         }
@@ -886,10 +899,14 @@ impl Server {
 
     /// The connection of `id`, the index of its response and whether
     /// that response is the one on the wire.
-    fn locate(
-        conns: &mut BTreeMap<ConnId, Conn>,
+    fn locate<'a>(
+        conns: &'a mut BTreeMap<ConnId, Conn>,
+        touched: &mut Vec<ConnId>,
         id: RequestId,
-    ) -> Result<(&mut Conn, usize, bool), Error> {
+    ) -> Result<(&'a mut Conn, usize, bool), Error> {
+        // Every command goes through here or touches its connection
+        // itself: its deadline is looked at again before the next `Wait`.
+        touched.push(id.conn);
         let c = conns.get_mut(&id.conn).ok_or(Error::UnknownRequest(id))?;
         if c.closing {
             return Err(Error::UnknownRequest(id));
@@ -974,6 +991,9 @@ impl Server {
             let id = RequestId::new(conn, done.seq);
             if let (true, Some(head)) = (done.upgrade_accepted, done.upgrade) {
                 let rest = c.buf.split().freeze();
+                if let Some(t) = c.timer.take() {
+                    self.timers.remove(&(t, conn));
+                }
                 self.conns.remove(&conn);
                 self.out.event(ServerEvent::Upgraded {
                     id,
@@ -1318,17 +1338,39 @@ impl Server {
         }
     }
 
-    fn deadline_of(&self, c: &Conn) -> Option<Instant> {
+    /// Brings the timer index up to date for the connections touched.
+    fn retime(&mut self) {
+        while let Some(conn) = self.touched.pop() {
+            let Some(c) = self.conns.get(&conn) else {
+                continue;
+            };
+            let new = Self::deadline_of(&self.cfg, self.now.mono, c);
+            let old = c.timer;
+            if new != old {
+                if let Some(t) = old {
+                    self.timers.remove(&(t, conn));
+                }
+                if let Some(t) = new {
+                    self.timers.insert((t, conn));
+                }
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.timer = new;
+                }
+            }
+        }
+    }
+
+    fn deadline_of(cfg: &ServerConfig, now: Instant, c: &Conn) -> Option<Instant> {
         if c.closing || !c.inflight.is_empty() {
             return None;
         }
         if c.restamp {
-            return Some(self.now.mono);
+            return Some(now);
         }
         match c.read {
             Read::Head => Some(match c.head_since {
-                Some(t) => t + self.cfg.header_timeout,
-                None => c.idle_since + self.cfg.idle_timeout,
+                Some(t) => t + cfg.header_timeout,
+                None => c.idle_since + cfg.idle_timeout,
             }),
             _ => None,
         }
@@ -1359,6 +1401,7 @@ impl Machine for Server {
     /// Never fails: a peer's violation is an event and a close.
     fn handle_input(&mut self, now: Now, input: Input<'_>) -> Result<usize, Error> {
         self.now = now;
+        self.touched.push(input.conn());
         if let Some(c) = self.conns.get_mut(&input.conn()) {
             c.stamp(now.mono);
         }
@@ -1382,6 +1425,7 @@ impl Machine for Server {
                         head_since: None,
                         idle_since: now.mono,
                         restamp: false,
+                        timer: None,
                     },
                 );
                 self.out.event(ServerEvent::Connected { conn, peer });
@@ -1440,6 +1484,9 @@ impl Machine for Server {
             }
             Input::Closed { conn } => {
                 if let Some(c) = self.conns.remove(&conn) {
+                    if let Some(t) = c.timer {
+                        self.timers.remove(&(t, conn));
+                    }
                     if !c.closing {
                         for r in c.inflight {
                             if r.state != RespState::Done {
@@ -1459,23 +1506,30 @@ impl Machine for Server {
 
     fn handle_timeout(&mut self, now: Now) {
         self.now = now;
-        for c in self.conns.values_mut() {
-            c.stamp(now.mono);
-        }
-        let due: Vec<(ConnId, bool)> = self
-            .conns
-            .iter()
-            .filter_map(|(id, c)| {
-                let d = self.deadline_of(c)?;
-                (d <= now.mono).then_some((*id, c.head_since.is_some()))
-            })
-            .collect();
-        for (conn, in_head) in due {
-            if in_head {
-                self.violation(conn, ProtocolError::HeaderTimeout, false);
-            } else {
-                self.out.event(ServerEvent::IdleTimeout { conn });
-                self.shut(conn, Close::Graceful);
+        self.retime();
+        while let Some(&(t, conn)) = self.timers.first() {
+            if t > now.mono {
+                break;
+            }
+            self.timers.remove(&(t, conn));
+            self.touched.push(conn);
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            c.timer = None;
+            if c.restamp {
+                // Not a real deadline: the timers restart now.
+                c.stamp(now.mono);
+                continue;
+            }
+            let in_head = c.head_since.is_some();
+            if Self::deadline_of(&self.cfg, self.now.mono, c).is_some_and(|d| d <= now.mono) {
+                if in_head {
+                    self.violation(conn, ProtocolError::HeaderTimeout, false);
+                } else {
+                    self.out.event(ServerEvent::IdleTimeout { conn });
+                    self.shut(conn, Close::Graceful);
+                }
             }
         }
     }
@@ -1484,10 +1538,9 @@ impl Machine for Server {
         if !self.out.is_empty() {
             return self.out.pop_or_wait(None);
         }
-        let mut deadline: Option<Instant> = None;
-        for c in self.conns.values() {
-            deadline = twill_core::machine::earliest(deadline, self.deadline_of(c));
+        self.retime();
+        Output::Wait {
+            deadline: self.timers.first().map(|(t, _)| *t),
         }
-        Output::Wait { deadline }
     }
 }

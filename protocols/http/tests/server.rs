@@ -544,3 +544,30 @@ fn connect_tunnel_gets_200() {
     assert_eq!(&rest[..], b"\x16\x03\x01");
     assert!(s.machine.conns().next().is_none());
 }
+
+#[test]
+fn timers_of_many_connections() {
+    let mut s = sim();
+    s.data(C, b"GET / HTTP/1.1\r\n");
+    s.advance(Duration::from_secs(10));
+    let d = ConnId(2);
+    s.accept(d);
+    let e = ConnId(3);
+    s.accept(e);
+    s.data(e, b"GET /e HTTP/1.1\r\nHost: h\r\n\r\n");
+    s.advance(Duration::from_secs(21));
+    assert_eq!(
+        s.closes,
+        vec![(C, Close::Graceful)],
+        "408 for the slow head"
+    );
+    assert!(s.sent_text(C).starts_with("HTTP/1.1 408 "));
+    answer_all(&mut s);
+    s.advance(Duration::from_secs(40));
+    assert_eq!(s.closes.len(), 2, "{:?}", s.closes);
+    assert_eq!(s.closes[1], (d, Close::Graceful), "idle since 10 s");
+    s.advance(Duration::from_secs(30));
+    assert_eq!(s.closes.len(), 3, "{:?}", s.closes);
+    assert_eq!(s.closes[2], (e, Close::Graceful), "idle since its answer");
+    assert_eq!(s.deadline(), None);
+}
