@@ -634,7 +634,8 @@ impl<M: Machine> Tls<M> {
                 Ok(0) => break,
                 Ok(n) => taken += n,
                 Err(e) => {
-                    failure = Some(Failure::Config(format!("read_tls: {e}")));
+                    // rustls refuses to buffer more (a record it cannot hold).
+                    failure = Some(Failure::Tls(rustls::Error::General(e.to_string())));
                     break;
                 }
             }
