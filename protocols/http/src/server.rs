@@ -1470,6 +1470,10 @@ impl Machine for Server {
             Input::Sent { conn, bytes } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.budget.sent(bytes);
+                    if c.inflight.is_empty() {
+                        // A long response still flushing is not idleness.
+                        c.idle_since = now.mono;
+                    }
                     if c.budget.has_room() {
                         if let Some(front) = c.inflight.front_mut() {
                             if front.writable_owed && front.state != RespState::Done {
