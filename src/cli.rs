@@ -240,13 +240,14 @@ pub const WEB_DEFAULT: &str = "tcp:8080";
 /// Starts `twill web` serving the directory `path` (an HTTP/1.1 server
 /// machine per connection, files sent with `sendfile`) without waiting.
 pub fn start_web(args: ServeArgs, path: &Path) -> Result<Running<twill_http::Server>, String> {
-    let web = crate::web::service::Web::new(path, true)?;
+    // TLS needs the bytes: no sendfile behind `ssl:`.
+    let file_payloads = !args
+        .listen
+        .iter()
+        .any(|e| matches!(e, ServerEndpoint::Tcp { tls: Some(_), .. }));
+    let web = crate::web::service::Web::new(path, file_payloads)?;
     let cfg = twill_http::ServerConfig {
-        // TLS needs the bytes: no sendfile behind `ssl:`.
-        file_payloads: !args
-            .listen
-            .iter()
-            .any(|e| matches!(e, ServerEndpoint::Tcp { tls: Some(_), .. })),
+        file_payloads,
         ..twill_http::ServerConfig::default()
     };
     start(args, WEB_DEFAULT, Mode::Factory, move || {

@@ -2,7 +2,7 @@
 //! `http.client`/`urllib` — on every driver: keep-alive reuse, Range/206/
 //! 416, conditional 304, HEAD, 404/405, traversal attempts refused, and a
 //! multi-MB file byte-exact (sent with sendfile, and streamed in chunks
-//! through the pool when file payloads are off).
+//! through the pool when file payloads are off, as behind `ssl:`).
 
 mod common;
 
@@ -322,5 +322,40 @@ fn serves_on_unix_sockets() {
         assert!(out == t.big, "{driver:?}: big.bin differs over unix");
         drop(running);
         let _ = std::fs::remove_file(&path);
+    }
+}
+
+#[test]
+fn serves_over_tls_without_sendfile() {
+    let t = tree("tls");
+    let certs = t.dir.join("certs");
+    let out = Command::new(env!("CARGO_BIN_EXE_twill"))
+        .args(["cert", "--hostname", "localhost", "--out"])
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (key, cert) = (certs.join("key.pem"), certs.join("cert.pem"));
+    for driver in DRIVERS {
+        let ep = format!(
+            "ssl:0:interface=127.0.0.1:privateKey={}:certKey={}",
+            key.display(),
+            cert.display()
+        );
+        let running = start_web(args(driver, &[&ep]), &t.root).expect("start");
+        let port = port(&running);
+        let resolve = format!("localhost:{port}:127.0.0.1");
+        let url = |p: &str| format!("https://localhost:{port}{p}");
+        let tls = ["--cacert", cert.to_str().unwrap(), "--resolve", &resolve];
+        let (out, _) = curl(&[&tls[..], &[&url("/hello.txt")]].concat());
+        assert_eq!(out, b"hello world\n", "{driver:?}");
+        let (out, _) = curl(&[&tls[..], &[&url("/big.bin")]].concat());
+        assert!(out == t.big, "{driver:?}: big.bin differs over TLS");
+        let (out, _) = curl(&[&tls[..], &["-r", "10-19", &url("/big.bin")]].concat());
+        assert!(out == t.big[10..20], "{driver:?}: range over TLS");
     }
 }

@@ -69,8 +69,10 @@ pub enum Done {
 
 impl Web {
     /// Serves the directory `root` (checked and canonicalized here: the
-    /// error says what is wrong with it). `file_payloads` must match the
-    /// server's [`twill_http::ServerConfig::file_payloads`].
+    /// error says what is wrong with it). With `file_payloads`, file bodies
+    /// go out as `Payload::File` when the server allows them too
+    /// ([`twill_http::ServerConfig::file_payloads`], off behind TLS), and
+    /// are read in chunks otherwise.
     pub fn new(root: &Path, file_payloads: bool) -> Result<Web, String> {
         let canon =
             std::fs::canonicalize(root).map_err(|e| format!("--path {}: {e}", root.display()))?;
@@ -126,7 +128,7 @@ impl Web {
                 let r = m.respond(id, status, &hdrs, BodyKind::Length(len));
                 if r.is_err() || head {
                     r.and_then(|()| m.finish(id, &[]))
-                } else if self.file_payloads {
+                } else if self.file_payloads && cx.machine().config().file_payloads {
                     let fid = cx.add_file(file);
                     self.files.insert(id, fid);
                     let m = cx.machine();
