@@ -10,6 +10,7 @@
 //! - [`basic`] — framings (lines, netstrings, length prefixes) and the
 //!   small RFC services (echo, discard, chargen, daytime, qotd) plus a
 //!   chat hub;
+//! - [`http`] — HTTP/1.1 client and server machines and the handler API;
 //! - [`driver`] — what the drivers share (the engine, sockets, `Running`);
 //! - [`tls`] — TLS as a layer around any machine (`ssl:` endpoints);
 //! - [`std_driver`], [`mio_driver`], [`tokio_driver`] — the drivers.
@@ -22,6 +23,7 @@
 pub use twill_basic as basic;
 pub use twill_core as core;
 pub use twill_driver as driver;
+pub use twill_http as http;
 pub use twill_mio as mio_driver;
 pub use twill_std as std_driver;
 pub use twill_tls as tls;
