@@ -51,7 +51,7 @@ use twill_core::{
 };
 
 use crate::codec::chunked::{self, Chunk, ChunkedDecoder, ChunkedLimits};
-use crate::codec::framing::{request_body, status_has_body, wants_keep_alive, BodyKind};
+use crate::codec::framing::{request_body_with, status_has_body, BodyKind, Summary};
 use crate::codec::head::{
     self, check_name, check_value, decode_request, HeadLimits, HeadScanner, Headers, RequestHead,
     Version,
@@ -1270,7 +1270,8 @@ impl Server {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let body = match request_body(&head) {
+        let sum = Summary::of(head.headers());
+        let body = match request_body_with(&head, &sum) {
             Ok(b) => b,
             Err(e) => {
                 self.violation(conn, e, false);
@@ -1286,17 +1287,11 @@ impl Server {
         let seq = c.next_seq;
         c.next_seq += 1;
         let id = RequestId::new(conn, seq);
-        let keep_alive = wants_keep_alive(head.version(), head.headers());
-        let expect_continue = head.version() == Version::Http11
-            && !body.is_empty()
-            && head
-                .headers()
-                .get("expect")
-                .is_some_and(|v| head::trim(v).eq_ignore_ascii_case(b"100-continue"));
-        let upgrade = body.is_empty()
-            && (head.is_connect()
-                || (head.headers().get("upgrade").is_some()
-                    && head.headers().has_token("connection", "upgrade")));
+        let keep_alive = sum.keep_alive(head.version());
+        let expect_continue =
+            head.version() == Version::Http11 && !body.is_empty() && sum.expect_continue;
+        let upgrade =
+            body.is_empty() && (head.is_connect() || (sum.upgrade && sum.connection_upgrade));
         c.inflight.push_back(Resp {
             seq,
             version: head.version(),

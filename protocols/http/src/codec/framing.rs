@@ -37,20 +37,6 @@ pub fn parse_content_length(v: &[u8]) -> Result<u64, ProtocolError> {
     Ok(v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
-/// The single Content-Length of a message, if any. Duplicates are refused
-/// even when equal (`Content-Length: 5, 5` too): a message that two
-/// parsers could read differently is not accepted.
-fn content_length(h: &Headers) -> Result<Option<u64>, ProtocolError> {
-    let mut found = None;
-    for v in h.get_all("content-length") {
-        if found.is_some() || v.contains(&b',') {
-            return Err(ProtocolError::MultipleContentLength);
-        }
-        found = Some(parse_content_length(v)?);
-    }
-    Ok(found)
-}
-
 /// Reads Transfer-Encoding: `Ok(None)` without it, `Ok(Some(true))` when
 /// chunked is the final (and only) coding, `Ok(Some(false))` when the
 /// final coding is something else.
@@ -89,6 +75,80 @@ fn transfer_encoding(h: &Headers) -> Result<Option<bool>, ProtocolError> {
     Ok(any.then_some(last_chunked))
 }
 
+/// What the fields of a head say about framing and persistence, found in
+/// one pass over the fields (names compared by length first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// How many Host fields.
+    pub hosts: usize,
+    /// The Content-Length, or the first reason it is unusable.
+    pub content_length: Result<Option<u64>, ProtocolError>,
+    /// Whether any Transfer-Encoding field is present.
+    pub transfer_encoding: bool,
+    /// `Connection: close`.
+    pub close: bool,
+    /// `Connection: keep-alive`.
+    pub keep_alive: bool,
+    /// `Connection: upgrade`.
+    pub connection_upgrade: bool,
+    /// An `Upgrade` field is present.
+    pub upgrade: bool,
+    /// `Expect: 100-continue`.
+    pub expect_continue: bool,
+}
+
+impl Summary {
+    /// Reads the fields once.
+    pub fn of(h: &Headers) -> Summary {
+        let mut s = Summary {
+            hosts: 0,
+            content_length: Ok(None),
+            transfer_encoding: false,
+            close: false,
+            keep_alive: false,
+            connection_upgrade: false,
+            upgrade: false,
+            expect_continue: false,
+        };
+        for (n, v) in h.iter() {
+            let is = |name: &str| n.len() == name.len() && n.eq_ignore_ascii_case(name);
+            match n.len() {
+                4 if is("host") => s.hosts += 1,
+                14 if is("content-length") => {
+                    // Duplicates are refused even when equal
+                    // (`Content-Length: 5, 5` too): a message two parsers
+                    // could read differently is not accepted.
+                    s.content_length = match s.content_length {
+                        Ok(None) if !v.contains(&b',') => parse_content_length(v).map(Some),
+                        Ok(_) => Err(ProtocolError::MultipleContentLength),
+                        e => e,
+                    };
+                }
+                17 if is("transfer-encoding") => s.transfer_encoding = true,
+                10 if is("connection") => {
+                    for t in v.split(|&b| b == b',') {
+                        let t = trim(t);
+                        s.close |= t.eq_ignore_ascii_case(b"close");
+                        s.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
+                        s.connection_upgrade |= t.eq_ignore_ascii_case(b"upgrade");
+                    }
+                }
+                7 if is("upgrade") => s.upgrade = true,
+                6 if is("expect") => {
+                    s.expect_continue |= trim(v).eq_ignore_ascii_case(b"100-continue")
+                }
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// Whether the sender wants the connection kept open (RFC 9112 §9.3).
+    pub fn keep_alive(&self, version: Version) -> bool {
+        !self.close && (version == Version::Http11 || self.keep_alive)
+    }
+}
+
 /// The body framing of a request (RFC 9112 §6.3), with the checks a server
 /// owes: TE with CL, unknown codings, chunked not final, TE in HTTP/1.0,
 /// a missing or repeated Host in HTTP/1.1.
@@ -96,20 +156,26 @@ fn transfer_encoding(h: &Headers) -> Result<Option<bool>, ProtocolError> {
 /// # Errors
 /// The head's framing is ambiguous or unsupported.
 pub fn request_body(head: &RequestHead) -> Result<BodyKind, ProtocolError> {
-    let h = head.headers();
-    if head.version() == Version::Http11 && h.get_all("host").count() != 1 {
+    request_body_with(head, &Summary::of(head.headers()))
+}
+
+/// [`request_body`] with the fields already read.
+///
+/// # Errors
+/// As [`request_body`].
+pub fn request_body_with(head: &RequestHead, s: &Summary) -> Result<BodyKind, ProtocolError> {
+    if head.version() == Version::Http11 && s.hosts != 1 {
         return Err(ProtocolError::BadHost);
     }
-    let te = h.get("transfer-encoding").is_some();
-    let cl = content_length(h)?;
-    if te {
+    let cl = s.content_length?;
+    if s.transfer_encoding {
         if cl.is_some() {
             return Err(ProtocolError::TransferEncodingAndContentLength);
         }
         if head.version() == Version::Http10 {
             return Err(ProtocolError::TransferEncodingHttp10);
         }
-        return match transfer_encoding(h)? {
+        return match transfer_encoding(head.headers())? {
             Some(true) => Ok(BodyKind::Chunked),
             _ => Err(ProtocolError::ChunkedNotFinal),
         };
@@ -135,8 +201,9 @@ pub fn response_body(head: &ResponseHead, method: &str) -> Result<BodyKind, Prot
         return Ok(BodyKind::Empty);
     }
     let h = head.headers();
-    let cl = content_length(h)?;
-    if h.get("transfer-encoding").is_some() {
+    let sum = Summary::of(h);
+    let cl = sum.content_length?;
+    if sum.transfer_encoding {
         if cl.is_some() {
             return Err(ProtocolError::TransferEncodingAndContentLength);
         }
@@ -156,13 +223,7 @@ pub fn response_body(head: &ResponseHead, method: &str) -> Result<BodyKind, Prot
 /// Whether the sender of a message with this version and fields wants the
 /// connection kept open after it (RFC 9112 §9.3).
 pub fn wants_keep_alive(version: Version, h: &Headers) -> bool {
-    if h.has_token("connection", "close") {
-        return false;
-    }
-    match version {
-        Version::Http11 => true,
-        Version::Http10 => h.has_token("connection", "keep-alive"),
-    }
+    Summary::of(h).keep_alive(version)
 }
 
 /// Whether a status may carry a body at all.
