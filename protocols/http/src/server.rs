@@ -964,6 +964,7 @@ impl Server {
     /// Pops finished responses at the front, puts the next one's held
     /// output on the wire, handles upgrades and closes, then reads on.
     fn advance(&mut self, conn: ConnId) {
+        let mut ended = false;
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
@@ -1005,7 +1006,11 @@ impl Server {
             }
             self.out.event(ServerEvent::ResponseDone { id });
             if !done.keep_alive {
+                // Nothing goes out after a response that ends the
+                // connection; later answers are aborted below.
                 c.close_after = true;
+                ended = true;
+                break;
             }
             if c.inflight.is_empty() {
                 // The idle (or header) timeout starts now, but a command's
@@ -1017,6 +1022,10 @@ impl Server {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
+        if ended {
+            self.shut(conn, Close::Graceful);
+            return;
+        }
         if c.inflight.is_empty() && !c.closing {
             if let Some(status) = c.error_reply.take() {
                 self.error_response(conn, status);
@@ -1072,12 +1081,12 @@ impl Server {
         c.closing = true;
         c.buf = BytesMut::new();
         c.read = Read::Done;
+        // Responses not (wholly) on the wire will never be: even finished
+        // ones held behind an earlier response.
         for r in c.inflight.drain(..) {
-            if r.state != RespState::Done {
-                self.out.event(ServerEvent::Aborted {
-                    id: RequestId::new(conn, r.seq),
-                });
-            }
+            self.out.event(ServerEvent::Aborted {
+                id: RequestId::new(conn, r.seq),
+            });
         }
         self.out.close(conn, how);
     }
@@ -1115,7 +1124,6 @@ impl Server {
         }
         c.read = Read::Done;
         c.buf = BytesMut::new();
-        c.close_after = true;
         let answerable = error != ProtocolError::Truncated;
         if in_body {
             // The request whose body broke is the newest one. If nothing of
@@ -1155,6 +1163,8 @@ impl Server {
             None => {
                 if c.inflight.is_empty() {
                     self.shut(conn, Close::Graceful);
+                } else {
+                    c.close_after = true;
                 }
             }
         }

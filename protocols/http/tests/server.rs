@@ -571,3 +571,33 @@ fn timers_of_many_connections() {
     assert_eq!(s.closes[2], (e, Close::Graceful), "idle since its answer");
     assert_eq!(s.deadline(), None);
 }
+
+#[test]
+fn nothing_is_sent_after_a_closing_response() {
+    let mut s = sim();
+    s.data(
+        C,
+        b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
+    let reqs = requests(&s);
+    // The second is answered first (held), then the first ends the
+    // connection.
+    s.machine
+        .respond_full(reqs[1].0, 200, &[], Bytes::from_static(b"two"))
+        .unwrap();
+    s.machine
+        .respond_full(
+            reqs[0].0,
+            200,
+            &[("Connection", "close")],
+            Bytes::from_static(b"one"),
+        )
+        .unwrap();
+    s.drain();
+    assert_eq!(bodies(&s.sent_text(C)), vec!["one"]);
+    assert_eq!(s.closes, vec![(C, Close::Graceful)]);
+    assert!(s
+        .events
+        .iter()
+        .any(|e| *e == ServerEvent::Aborted { id: reqs[1].0 }));
+}
