@@ -97,7 +97,7 @@ enum Command {
         #[arg(long, default_value = ".")]
         path: PathBuf,
     },
-    /// Fetches a URL over HTTP/1.1 (http:// only for now), following
+    /// Fetches a URL over HTTP/1.1 (http:// or https://), following
     /// redirects; the body goes to stdout or -o FILE.
     Get(GetArgs),
     /// Write a self-signed certificate and key (cert.pem, key.pem) to try
@@ -130,6 +130,10 @@ pub struct GetArgs {
     /// Most redirects to follow.
     #[arg(long, default_value_t = crate::get::redirect::DEFAULT_MAX)]
     pub max_redirects: u32,
+    /// Verify https:// servers with the CA certificates in FILE (PEM)
+    /// instead of the bundled Mozilla roots.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
 }
 
 /// Logs every event of a machine at debug level: the service of the
@@ -182,6 +186,7 @@ fn get(a: GetArgs) -> i32 {
         head_only: a.head,
         headers: a.headers,
         max_redirects: a.max_redirects,
+        cacert: a.cacert,
     };
     match crate::get::fetch::run(&f) {
         Ok(()) => 0,

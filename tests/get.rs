@@ -1,7 +1,8 @@
 //! `twill get` (the built binary) against Python's `http.server`, a peer
 //! nobody here wrote: byte-exact downloads to stdout and with `-o`, `-I`,
 //! a redirect followed, and the exit codes and one-line errors of a 404,
-//! a refused connection and bad URLs.
+//! a refused connection and bad URLs; and `https://` against `twill web`
+//! on an `ssl:` endpoint.
 
 mod common;
 
@@ -157,10 +158,6 @@ fn errors_are_one_line_with_exit_codes() {
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 
     for (url, needle) in [
-        (
-            "https://example.com/",
-            "https needs the TLS layer (not yet available)",
-        ),
         ("ftp://example.com/", "unsupported URL scheme"),
         ("http://h:99999/", "invalid port"),
         ("http:///x", "no host"),
@@ -199,4 +196,60 @@ fn progress_bar_only_on_a_terminal() {
     assert!(tty.contains("100% [####"), "{tty:?}");
     assert!(tty.contains(" / 2.0 MiB") && tty.contains("/s"), "{tty:?}");
     assert!(std::fs::read(&out).unwrap() == s.big);
+}
+
+#[test]
+fn https_against_twill_web() {
+    let s = py_server("https");
+    let certs = s.dir.join("certs");
+    let out = Command::new(env!("CARGO_BIN_EXE_twill"))
+        .args(["cert", "--hostname", "localhost", "--out"])
+        .arg(&certs)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (key, cert) = (certs.join("key.pem"), certs.join("cert.pem"));
+    let ep = format!(
+        "ssl:0:interface=127.0.0.1:privateKey={}:certKey={}",
+        key.display(),
+        cert.display()
+    );
+    let running = twill::cli::start_web(common::args(twill::cli::Driver::Mio, &[&ep]), &s.dir)
+        .expect("twill web on ssl:");
+    let port = running.local_addrs()[0].socket_addr().unwrap().port();
+    let ca = cert.to_str().unwrap();
+    let url = |p: &str| format!("https://localhost:{port}{p}");
+    let o = twill_get(&["--cacert", ca, &url("/big.bin")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        o.stdout == s.big,
+        "https body differs ({} bytes)",
+        o.stdout.len()
+    );
+    // The directory redirect stays on https.
+    let o = twill_get(&["--cacert", ca, &url("/sub")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("inner.txt"));
+    // Not trusted (the bundled roots), or the wrong name: one line, exit 1.
+    for (args, needle) in [
+        (vec![url("/hello.txt")], "TLS: invalid peer certificate"),
+        (
+            vec![
+                "--cacert".to_string(),
+                ca.to_string(),
+                format!("https://127.0.0.1:{port}/hello.txt"),
+            ],
+            "not valid for name",
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = twill_get(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains(needle), "{err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(o.stdout.is_empty());
+    }
+    let o = twill_get(&["--cacert", "/nonexistent.pem", &url("/")]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }

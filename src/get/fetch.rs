@@ -1,15 +1,17 @@
 //! `twill get` on the wire: [`twill_http::Client`] driven by the std
 //! driver's blocking [`twill_std::Conn`], one connection per request,
-//! following redirects.
+//! following redirects; for `https://` the client runs inside the
+//! [`twill_tls::Tls`] layer.
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use twill_core::ClientEndpoint;
+use twill_core::{ClientEndpoint, ConnId};
 use twill_http::{BodyKind, Client, ClientConfig, ClientEvent};
 use twill_std::Conn;
+use twill_tls::{ClientSetup, Tls, TlsContext, TlsEvent};
 
 use super::progress::Bar;
 use super::redirect::Redirects;
@@ -32,6 +34,60 @@ pub struct Fetch {
     pub headers: Vec<(String, String)>,
     /// Most redirects to follow.
     pub max_redirects: u32,
+    /// Verify `https://` servers with the CA certificates in this PEM file
+    /// instead of the bundled Mozilla roots.
+    pub cacert: Option<PathBuf>,
+}
+
+/// One connection: plain, or TLS around the HTTP client.
+enum Transport {
+    Plain(Box<Conn<Client>>),
+    Tls(Box<Conn<Tls<Client>>>),
+}
+
+impl Transport {
+    fn client(&mut self) -> &mut Client {
+        match self {
+            Transport::Plain(c) => c.machine(),
+            Transport::Tls(c) => c.machine().inner_mut(),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(c) => c.flush(),
+            Transport::Tls(c) => c.flush(),
+        }
+    }
+
+    /// The HTTP client's next event; a failed TLS session is an error.
+    fn next_event(&mut self) -> Result<Option<ClientEvent>, String> {
+        match self {
+            Transport::Plain(c) => c.next_event().map_err(|e| e.to_string()),
+            Transport::Tls(c) => loop {
+                match c.next_event().map_err(|e| e.to_string())? {
+                    None => return Ok(None),
+                    Some(TlsEvent::Inner(e)) => return Ok(Some(e)),
+                    Some(TlsEvent::Failed { error, .. }) => return Err(format!("TLS: {error}")),
+                    Some(_) => {}
+                }
+            },
+        }
+    }
+
+    /// Waits until the HTTP client has the connection (after the TLS
+    /// handshake, if any); returns its id.
+    fn ready(&mut self) -> Result<ConnId, String> {
+        loop {
+            match self.next_event()? {
+                Some(ClientEvent::Connected { conn, .. }) => return Ok(conn),
+                Some(ClientEvent::Closed { .. }) | None => {
+                    return Err("the server closed the connection".into())
+                }
+                Some(_) => {}
+            }
+        }
+    }
 }
 
 /// Where the body goes: stdout or a file created at the first byte of a
@@ -97,8 +153,9 @@ pub fn run(f: &Fetch) -> Result<(), GetError> {
     let mut url = Url::parse(&f.url).map_err(|e| GetError::usage(format!("{}: {e}", f.url)))?;
     let mut method = if f.head_only { "HEAD" } else { "GET" }.to_string();
     let mut redirects = Redirects::new(f.max_redirects);
+    let mut tls: Option<TlsContext> = None;
     loop {
-        let mut conn = connect(&url)?;
+        let mut conn = connect(&url, f.cacert.as_deref(), &mut tls)?;
         let mut headers: Vec<(&str, &str)> = Vec::new();
         let host = url.host_header();
         if !f
@@ -109,16 +166,16 @@ pub fn run(f: &Fetch) -> Result<(), GetError> {
             headers.push(("Host", &host));
         }
         headers.extend(f.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
-        let cid = conn.id();
+        let fail = |what: String| GetError::failed(format!("{url}: {what}"));
+        let cid = conn.ready().map_err(fail)?;
         let id = conn
-            .machine()
+            .client()
             .request(cid, &method, &url.target, &headers, BodyKind::Empty)
             .map_err(|e| GetError::usage(format!("cannot send the request: {e}")))?;
-        let fail = |what: String| GetError::failed(format!("{url}: {what}"));
         conn.flush().map_err(|e| fail(e.to_string()))?;
         // The response head.
         let (head, _) = loop {
-            match conn.next_event().map_err(|e| fail(e.to_string()))? {
+            match conn.next_event().map_err(fail)? {
                 Some(ClientEvent::Response {
                     id: rid,
                     head,
@@ -172,15 +229,44 @@ pub fn run(f: &Fetch) -> Result<(), GetError> {
     }
 }
 
-fn connect(url: &Url) -> Result<Conn<Client>, GetError> {
+fn connect(
+    url: &Url,
+    cacert: Option<&Path>,
+    tls: &mut Option<TlsContext>,
+) -> Result<Transport, GetError> {
     let ep = ClientEndpoint::Tcp {
         host: url.host.clone(),
         port: url.port,
         timeout: Some(CONNECT_TIMEOUT),
+        // TLS is a layer around the machine, not the driver's.
         tls: None,
     };
-    let cfg = ClientConfig::default();
-    Conn::connect(&ep, Client::new(cfg)).map_err(|e| {
+    let client = Client::new(ClientConfig::default());
+    let r = if url.tls {
+        if tls.is_none() {
+            let setup = match cacert {
+                Some(p) => {
+                    let pem = std::fs::read(p)
+                        .map_err(|e| GetError::usage(format!("--cacert {}: {e}", p.display())))?;
+                    ClientSetup::from_ca_pem(&pem)
+                        .map_err(|e| GetError::usage(format!("--cacert {}: {e}", p.display())))?
+                }
+                None => ClientSetup::platform_roots(),
+            };
+            let ctx = TlsContext::new()
+                .with_client(&setup)
+                .map_err(|e| GetError::usage(format!("TLS setup: {e}")))?;
+            *tls = Some(ctx);
+        }
+        match tls.as_ref() {
+            Some(ctx) => Conn::connect(&ep, Tls::client(client, ctx, &url.host))
+                .map(|c| Transport::Tls(Box::new(c))),
+            None => Err(io::Error::other("no TLS context")),
+        }
+    } else {
+        Conn::connect(&ep, client).map(|c| Transport::Plain(Box::new(c)))
+    };
+    r.map_err(|e| {
         let what = match e.kind() {
             io::ErrorKind::ConnectionRefused => "connection refused".to_string(),
             io::ErrorKind::TimedOut => "connect timed out".to_string(),
@@ -196,7 +282,7 @@ fn connect(url: &Url) -> Result<Conn<Client>, GetError> {
 }
 
 fn receive(
-    conn: &mut Conn<Client>,
+    conn: &mut Transport,
     id: twill_http::RequestId,
     total: Option<u64>,
     output: Option<&Path>,
@@ -211,7 +297,7 @@ fn receive(
     let mut bar = Bar::with_terminal(total, show);
     let r = (|| loop {
         let fail = |what: String| GetError::failed(format!("{url}: {what}"));
-        match conn.next_event().map_err(|e| fail(e.to_string()))? {
+        match conn.next_event().map_err(fail)? {
             Some(ClientEvent::Body { id: rid, data }) if rid == id => {
                 sink.write(&data)?;
                 bar.advance(data.len() as u64);

@@ -1,6 +1,6 @@
 //! `twill get`: an HTTP client for the command line.
 //!
-//! The pure parts: [`url`] (parsing, `Host`, resolving `Location`),
+//! The pure parts: [`url`] (http and https URLs, `Host`, resolving `Location`),
 //! [`redirect`] (which responses redirect, with which method, how many
 //! times), [`progress`] (the progress line) and the request headers from
 //! `-H`.

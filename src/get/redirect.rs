@@ -131,8 +131,8 @@ mod tests {
             Err(RedirectError::NoLocation(301))
         );
         assert_eq!(
-            Redirects::new(5).next(&u, "GET", 301, Some("https://x/")),
-            Err(RedirectError::BadLocation(UrlError::Https))
+            Redirects::new(5).next(&u, "GET", 301, Some("ftp://x/")),
+            Err(RedirectError::BadLocation(UrlError::Scheme("ftp".into())))
         );
         assert_eq!(
             RedirectError::TooMany(10).to_string(),

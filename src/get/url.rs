@@ -1,14 +1,12 @@
-//! `http://` URLs for `twill get`: parsing, the `Host` header, and
-//! resolving a redirect's `Location` against the current URL (RFC 3986
-//! §5.2).
+//! `http://` and `https://` URLs for `twill get`: parsing, the `Host`
+//! header, and resolving a redirect's `Location` against the current URL
+//! (RFC 3986 §5.2).
 
 use std::fmt;
 
 /// Why a URL cannot be fetched.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UrlError {
-    /// `https://`: needs the TLS layer.
-    Https,
     /// Another scheme.
     Scheme(String),
     /// No host.
@@ -26,8 +24,12 @@ pub enum UrlError {
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            UrlError::Https => f.write_str("https needs the TLS layer (not yet available)"),
-            UrlError::Scheme(s) => write!(f, "unsupported URL scheme {s:?} (only http://)"),
+            UrlError::Scheme(s) => {
+                write!(
+                    f,
+                    "unsupported URL scheme {s:?} (only http:// and https://)"
+                )
+            }
             UrlError::NoHost => f.write_str("the URL has no host"),
             UrlError::Port(p) => write!(f, "invalid port {p:?} in URL"),
             UrlError::Host(h) => write!(f, "invalid host {h:?} in URL"),
@@ -39,13 +41,15 @@ impl fmt::Display for UrlError {
 
 impl std::error::Error for UrlError {}
 
-/// A parsed `http://` URL.
+/// A parsed `http://` or `https://` URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Url {
+    /// `https://`: TLS, verified for `host`.
+    pub tls: bool,
     /// The host: a name, an IPv4 address, or an IPv6 address without
     /// brackets.
     pub host: String,
-    /// The port (80 when not given).
+    /// The port (80 or 443 when not given).
     pub port: u16,
     /// Path and query, never empty (`/` at least); the request target.
     pub target: String,
@@ -81,19 +85,19 @@ fn encode_target(s: &str) -> String {
 }
 
 impl Url {
-    /// Parses `http://host[:port][/path][?query][#fragment]`; a URL
+    /// Parses `http[s]://host[:port][/path][?query][#fragment]`; a URL
     /// without a scheme is taken as `http://`.
     pub fn parse(s: &str) -> Result<Url, UrlError> {
         let s = s.trim();
         if s.bytes().any(|b| b < b' ' || b == 0x7f) {
             return Err(UrlError::Invalid);
         }
-        let rest = match has_scheme(s) {
+        let (tls, rest) = match has_scheme(s) {
             Some((scheme, rest)) if rest.starts_with("//") => {
                 if scheme.eq_ignore_ascii_case("http") {
-                    &rest[2..]
+                    (false, &rest[2..])
                 } else if scheme.eq_ignore_ascii_case("https") {
-                    return Err(UrlError::Https);
+                    (true, &rest[2..])
                 } else {
                     return Err(UrlError::Scheme(scheme.to_string()));
                 }
@@ -103,7 +107,7 @@ impl Url {
                 let scheme = s.split("://").next().unwrap_or("");
                 return Err(UrlError::Scheme(scheme.to_string()));
             }
-            _ => s,
+            _ => (false, s),
         };
         let rest = rest.split('#').next().unwrap_or("");
         let split = rest.find(['/', '?']).unwrap_or(rest.len());
@@ -139,7 +143,7 @@ impl Url {
             return Err(UrlError::Host(host));
         }
         let port = match port {
-            None | Some("") => 80,
+            None | Some("") => default_port(tls),
             Some(p) => match p.parse::<u16>() {
                 Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
                 _ => return Err(UrlError::Port(p.to_string())),
@@ -153,10 +157,20 @@ impl Url {
             target.to_string()
         };
         Ok(Url {
+            tls,
             host: host.to_ascii_lowercase(),
             port,
             target: encode_target(&target),
         })
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// The host as it appears in a URL (IPv6 in brackets).
@@ -168,9 +182,10 @@ impl Url {
         }
     }
 
-    /// The `Host` header value: host, and the port when not 80.
+    /// The `Host` header value: host, and the port when not the scheme's
+    /// default.
     pub fn host_header(&self) -> String {
-        if self.port == 80 {
+        if self.port == default_port(self.tls) {
             self.host_in_url()
         } else {
             format!("{}:{}", self.host_in_url(), self.port)
@@ -200,7 +215,7 @@ impl Url {
             }
         }
         if loc.starts_with("//") {
-            return Url::parse(&format!("http:{loc}"));
+            return Url::parse(&format!("{}:{loc}", self.scheme()));
         }
         let loc = loc.split('#').next().unwrap_or("");
         let target = if loc.is_empty() {
@@ -227,6 +242,7 @@ impl Url {
             t
         };
         Ok(Url {
+            tls: self.tls,
             host: self.host.clone(),
             port: self.port,
             target: encode_target(&target),
@@ -236,7 +252,21 @@ impl Url {
 
 impl fmt::Display for Url {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "http://{}{}", self.host_header(), self.target)
+        write!(
+            f,
+            "{}://{}{}",
+            self.scheme(),
+            self.host_header(),
+            self.target
+        )
+    }
+}
+
+fn default_port(tls: bool) -> u16 {
+    if tls {
+        443
+    } else {
+        80
     }
 }
 
@@ -284,6 +314,7 @@ mod tests {
         assert_eq!(
             u("http://Example.com/a/b?x=1#frag"),
             Url {
+                tls: false,
                 host: "example.com".into(),
                 port: 80,
                 target: "/a/b?x=1".into()
@@ -304,17 +335,18 @@ mod tests {
         assert_eq!(u("http://h:81/p").host_header(), "h:81");
         assert_eq!(u("http://h:80/p").host_header(), "h");
         assert_eq!(u("http://h:81/p?q").to_string(), "http://h:81/p?q");
+        let s = u("HTTPS://h/x");
+        assert_eq!((s.tls, s.port, s.host_header()), (true, 443, "h".into()));
+        assert_eq!(u("https://h:443/").to_string(), "https://h/");
+        assert_eq!(u("https://h:80/").to_string(), "https://h:80/");
+        assert_eq!(u("http://h:443/").host_header(), "h:443");
+        assert!(!u("h/x").tls);
         assert_eq!(u("http://h/dir/f.tar.gz?x").file_name(), Some("f.tar.gz"));
         assert_eq!(u("http://h/dir/").file_name(), None);
     }
 
     #[test]
     fn refuses() {
-        assert_eq!(Url::parse("https://h/"), Err(UrlError::Https));
-        assert_eq!(
-            UrlError::Https.to_string(),
-            "https needs the TLS layer (not yet available)"
-        );
         assert!(matches!(Url::parse("ftp://h/"), Err(UrlError::Scheme(_))));
         assert!(matches!(Url::parse("1http://h/"), Err(UrlError::Scheme(_))));
         assert_eq!(Url::parse("http:///x"), Err(UrlError::NoHost));
@@ -358,7 +390,11 @@ mod tests {
         assert_eq!(j(""), "http://h:81/a/b/c?q");
         assert_eq!(j("."), "http://h:81/a/b/");
         assert_eq!(j(".."), "http://h:81/a/");
-        assert_eq!(base.join("https://x/"), Err(UrlError::Https));
+        assert_eq!(j("https://x/"), "https://x/");
+        let secure = u("https://s:8443/a/b");
+        assert_eq!(secure.join("//t/x").unwrap().to_string(), "https://t/x");
+        assert_eq!(secure.join("c").unwrap().to_string(), "https://s:8443/a/c");
+        assert_eq!(secure.join("http://s/").unwrap().to_string(), "http://s/");
         assert_eq!(base.join("/a\nb"), Err(UrlError::Invalid));
         assert_eq!(remove_dot_segments("/a/b/c/./../../g"), "/a/g");
         assert_eq!(remove_dot_segments("/mid/content=5/../6"), "/mid/6");
