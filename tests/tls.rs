@@ -263,3 +263,67 @@ fn curl_fetches_files_from_twill_web_over_ssl_on_every_driver() {
         );
     }
 }
+
+#[test]
+fn std_client_conn_on_a_tls_endpoint_talks_to_twill_echo() {
+    use twill_basic::{Framed, FramedEvent, Lines};
+    use twill_core::ClientEndpoint;
+    use twill_tls::{Failure, TlsEvent};
+
+    let c = cert("client", "localhost");
+    let server = echo(Driver::Mio, &c);
+    let p = port(&server);
+
+    // `tls:` with the CA file and the name to verify.
+    let ep: ClientEndpoint = format!("tls:127.0.0.1:{p}:ca={}:hostname=localhost", c.cert)
+        .parse()
+        .unwrap();
+    let (ctx, name) = TlsContext::for_client_endpoint(&ep).unwrap().expect("tls:");
+    assert_eq!(name, "localhost");
+    let machine = Tls::client(Framed::new(Lines::new()), &ctx, &name);
+    let mut conn = twill_std::Conn::connect(&ep, machine).expect("connect");
+    let id = conn.id();
+    loop {
+        match conn.next_event().unwrap() {
+            Some(TlsEvent::Secured { info, .. }) => {
+                assert_eq!(info.version.as_deref(), Some("TLSv1.3"));
+                break;
+            }
+            Some(TlsEvent::Failed { error, .. }) => panic!("handshake failed: {error}"),
+            Some(_) => {}
+            None => panic!("closed before the handshake"),
+        }
+    }
+    conn.machine()
+        .inner_mut()
+        .send(id, b"a line through the layer")
+        .unwrap();
+    let frame = loop {
+        match conn.next_event().unwrap() {
+            Some(TlsEvent::Inner(FramedEvent::Frame { frame, .. })) => break frame,
+            Some(_) => {}
+            None => panic!("closed before the echo"),
+        }
+    };
+    assert_eq!(frame, "a line through the layer");
+
+    // The wrong name does not verify: a typed failure, no data.
+    let ep: ClientEndpoint = format!("tls:127.0.0.1:{p}:ca={}:hostname=evil.test", c.cert)
+        .parse()
+        .unwrap();
+    let (ctx, name) = TlsContext::for_client_endpoint(&ep).unwrap().unwrap();
+    let machine = Tls::client(Framed::new(Lines::new()), &ctx, &name);
+    let mut conn = twill_std::Conn::connect(&ep, machine).expect("connect");
+    let failure = loop {
+        match conn.next_event().unwrap() {
+            Some(TlsEvent::Failed { error, .. }) => break error,
+            Some(TlsEvent::Secured { .. }) => panic!("secured with the wrong name"),
+            Some(_) => {}
+            None => panic!("closed without a failure event"),
+        }
+    };
+    assert!(matches!(failure, Failure::Tls(_)), "{failure:?}");
+    // And the server keeps serving.
+    let (out, err) = s_client(p, &c.cert, "still serving\n");
+    assert!(out.contains("still serving"), "{out:?} {err}");
+}

@@ -9,8 +9,8 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 use twill_core::machine::earliest;
 use twill_core::{
-    Addr, Close, ConnId, Duration, Input, Instant, ListenerId, Machine, Now, Open, OpenError,
-    Output, Payload, Role, TlsInfo,
+    Addr, ClientEndpoint, Close, ConnId, Duration, Input, Instant, ListenerId, Machine, Now, Open,
+    OpenError, Output, Payload, Role, TlsInfo,
 };
 
 use crate::config::{ClientSetup, ConfigError, ServerSetup, WallClock};
@@ -58,6 +58,23 @@ impl TlsContext {
     pub fn with_client_config(mut self, config: Arc<ClientConfig>) -> Self {
         self.client = Some(config);
         self
+    }
+
+    /// For a `tls:` client endpoint: a context verifying with its `ca=`
+    /// file (or the platform roots), and the name to verify (`hostname=`,
+    /// else the host). `None` for any other endpoint. Reads the CA file.
+    pub fn for_client_endpoint(
+        ep: &ClientEndpoint,
+    ) -> Result<Option<(TlsContext, String)>, ConfigError> {
+        let ClientEndpoint::Tcp {
+            host, tls: Some(t), ..
+        } = ep
+        else {
+            return Ok(None);
+        };
+        let ctx = TlsContext::new().with_client(&ClientSetup::from_endpoint(t)?)?;
+        let name = t.hostname.clone().unwrap_or_else(|| host.clone());
+        Ok(Some((ctx, name)))
     }
 
     /// The clock every config of this context should read.
