@@ -626,9 +626,11 @@ mod http {
         let mut open: Vec<RequestId> = Vec::new();
         let mut biggest = 0usize;
 
+        let mut half: BTreeSet<ConnId> = BTreeSet::new();
         let drain = |m: &mut Server,
                      accepted: &BTreeSet<ConnId>,
                      gone: &mut BTreeSet<ConnId>,
+                     half: &mut BTreeSet<ConnId>,
                      unacked: &mut BTreeMap<ConnId, usize>,
                      paused: &mut BTreeSet<ConnId>,
                      open: &mut Vec<RequestId>| {
@@ -638,11 +640,22 @@ mod http {
                     Output::Transmit { conn, payload } => {
                         assert!(accepted.contains(&conn), "Transmit on unknown {conn}");
                         assert!(!gone.contains(&conn), "Transmit on {conn} after its end");
+                        assert!(!half.contains(&conn), "Transmit on {conn} after WriteHalf");
                         *unacked.entry(conn).or_default() += payload.len() as usize;
                     }
                     Output::Close { conn, how } => {
-                        assert_eq!(how, Close::Graceful);
-                        assert!(gone.insert(conn), "{conn} closed twice or after upgrade");
+                        assert!(!gone.contains(&conn), "{conn} closed after its end");
+                        match how {
+                            // A lingering close: sending ends now, the
+                            // connection later.
+                            Close::WriteHalf => {
+                                assert!(half.insert(conn), "{conn} half-closed twice")
+                            }
+                            Close::Graceful => {
+                                gone.insert(conn);
+                            }
+                            Close::Abort => panic!("the server never aborts"),
+                        }
                     }
                     Output::Resume { conn } => {
                         paused.remove(&conn);
@@ -745,6 +758,7 @@ mod http {
                 &mut m,
                 &accepted,
                 &mut gone,
+                &mut half,
                 &mut unacked,
                 &mut paused,
                 &mut open,
@@ -773,6 +787,7 @@ mod http {
                     &mut m,
                     &accepted,
                     &mut gone,
+                    &mut half,
                     &mut unacked,
                     &mut paused,
                     &mut open,

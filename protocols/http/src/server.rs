@@ -111,6 +111,13 @@ pub struct ServerConfig {
     /// Whether [`Server::send_file`] may emit `Payload::File` (only over
     /// plaintext drivers; a TLS layer turns it off). Default true.
     pub file_payloads: bool,
+    /// After an error reply, how long to keep reading (and dropping) what
+    /// the client still sends before closing — a lingering close, so that
+    /// a client still sending its body reads the reply instead of losing
+    /// it to a reset. The connection's sending side is shut at once
+    /// (`Close::WriteHalf`), then `Close::Graceful` follows at the peer's
+    /// EOF or after this long. Zero closes at once. Default 2 s.
+    pub linger: Duration,
 }
 
 impl Default for ServerConfig {
@@ -126,6 +133,7 @@ impl Default for ServerConfig {
             date: true,
             server_name: None,
             file_payloads: true,
+            linger: Duration::from_secs(2),
         }
     }
 }
@@ -308,6 +316,8 @@ struct Conn {
     restamp: bool,
     /// This connection's entry in `Server::timers`.
     timer: Option<Instant>,
+    /// Lingering after an error reply until then (sending side shut).
+    linger: Option<Instant>,
 }
 
 impl Conn {
@@ -1029,7 +1039,7 @@ impl Server {
         if c.inflight.is_empty() && !c.closing {
             if let Some(status) = c.error_reply.take() {
                 self.error_response(conn, status);
-                self.shut(conn, Close::Graceful);
+                self.close_after_error(conn);
                 return;
             }
             if c.close_after || (c.eof && c.buf.is_empty()) {
@@ -1089,6 +1099,24 @@ impl Server {
             });
         }
         self.out.close(conn, how);
+    }
+
+    /// After an error reply: linger (see [`ServerConfig::linger`]) unless
+    /// the peer has finished sending.
+    fn close_after_error(&mut self, conn: ConnId) {
+        let linger = self.cfg.linger;
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        if c.eof || linger.is_zero() {
+            self.shut(conn, Close::Graceful);
+            return;
+        }
+        self.shut(conn, Close::WriteHalf);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.linger = Some(self.now.mono + linger);
+        }
+        self.touched.push(conn);
     }
 
     fn error_response(&mut self, conn: ConnId, status: u16) {
@@ -1158,7 +1186,7 @@ impl Server {
             Some(s) if !c.inflight.is_empty() => c.error_reply = Some(s),
             Some(s) => {
                 self.error_response(conn, s);
-                self.shut(conn, Close::Graceful);
+                self.close_after_error(conn);
             }
             None => {
                 if c.inflight.is_empty() {
@@ -1366,6 +1394,9 @@ impl Server {
     }
 
     fn deadline_of(cfg: &ServerConfig, now: Instant, c: &Conn) -> Option<Instant> {
+        if c.linger.is_some() {
+            return c.linger;
+        }
         if c.closing || !c.inflight.is_empty() {
             return None;
         }
@@ -1431,6 +1462,7 @@ impl Machine for Server {
                         idle_since: now.mono,
                         restamp: false,
                         timer: None,
+                        linger: None,
                     },
                 );
                 self.out.event(ServerEvent::Connected { conn, peer });
@@ -1455,6 +1487,10 @@ impl Machine for Server {
                     return Ok(0);
                 };
                 if c.closing {
+                    if c.linger.take().is_some() {
+                        // The client is done sending: the lingering ends.
+                        self.out.close(conn, Close::Graceful);
+                    }
                     return Ok(0);
                 }
                 c.eof = true;
@@ -1526,6 +1562,11 @@ impl Machine for Server {
                 continue;
             };
             c.timer = None;
+            if c.linger.is_some_and(|t| t <= now.mono) {
+                c.linger = None;
+                self.out.close(conn, Close::Graceful);
+                continue;
+            }
             if c.restamp {
                 // Not a real deadline: the timers restart now.
                 c.stamp(now.mono);

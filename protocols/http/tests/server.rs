@@ -16,8 +16,13 @@ fn sim_with(cfg: ServerConfig) -> Sim<Server> {
     s
 }
 
+/// The default configuration but closing at once after an error reply
+/// (lingering has its own test).
 fn sim() -> Sim<Server> {
-    sim_with(ServerConfig::default())
+    sim_with(ServerConfig {
+        linger: Duration::ZERO,
+        ..ServerConfig::default()
+    })
 }
 
 fn requests(s: &Sim<Server>) -> Vec<(RequestId, String)> {
@@ -600,4 +605,30 @@ fn nothing_is_sent_after_a_closing_response() {
         .events
         .iter()
         .any(|e| *e == ServerEvent::Aborted { id: reqs[1].0 }));
+}
+
+#[test]
+fn error_replies_linger() {
+    let mut s = sim_with(ServerConfig::default());
+    s.data(
+        C,
+        b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999\r\n\r\nbody...",
+    );
+    assert!(s.sent_text(C).starts_with("HTTP/1.1 413 "));
+    assert_eq!(s.closes, vec![(C, Close::WriteHalf)]);
+    // What the client still sends is read and dropped.
+    s.data(C, &[b'x'; 10_000]);
+    assert_eq!(s.held(C), 0);
+    s.eof(C);
+    assert_eq!(s.closes, vec![(C, Close::WriteHalf), (C, Close::Graceful)]);
+
+    // Without the client's EOF, the linger time ends it.
+    let d = ConnId(2);
+    s.accept(d);
+    s.data(d, b"GET / HTTP/1.1\r\nHost : h\r\n\r\n");
+    assert_eq!(s.closes.last(), Some(&(d, Close::WriteHalf)));
+    s.advance(Duration::from_millis(1900));
+    assert_eq!(s.closes.last(), Some(&(d, Close::WriteHalf)));
+    s.advance(Duration::from_millis(200));
+    assert_eq!(s.closes.last(), Some(&(d, Close::Graceful)));
 }
