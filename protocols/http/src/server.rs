@@ -10,11 +10,11 @@
 //! |---|---|
 //! | `Accepted` / `Opened` | [`ServerEvent::Connected`]; the idle timer starts |
 //! | `Data` | heads are found incrementally (a partial head is never rescanned) and parsed; each request is a [`ServerEvent::Request`], its body [`ServerEvent::Body`] pieces and a [`ServerEvent::BodyEnd`]. A short take (possibly 0) pauses reading while the application has paused the body ([`Server::pause_body`]), the connection's unflushed output is above its high-water mark, [`ServerConfig::max_pipelined`] requests wait for answers, or an upgrade waits for [`Server::accept_upgrade`]; `Resume` follows when that ends |
-//! | `Data` breaking the protocol | [`ServerEvent::Violation`]; the answer (400, 413, 414, 431, 501, 505) follows the responses already owed, then `Close::Graceful` of that connection only |
+//! | `Data` breaking the protocol | [`ServerEvent::Violation`]; the answer (400, 413, 414, 431, 501, 505) follows the responses already owed, then a lingering close of that connection only (`Close::WriteHalf`, what the client still sends is dropped, `Close::Graceful` at its EOF or after [`ServerConfig::linger`]) |
 //! | `Sent` | output accounting; [`ServerEvent::Writable`] for a streaming response that waited |
 //! | `Eof` | requests already received are answered, then the connection closes; an EOF inside a message is a `Truncated` violation |
 //! | `Closed` | [`ServerEvent::Closed`]; the connection's requests are forgotten |
-//! | timeout | a partial head older than [`ServerConfig::header_timeout`] gets 408 and a close; a connection with nothing to do for [`ServerConfig::idle_timeout`] closes ([`ServerEvent::IdleTimeout`]) |
+//! | timeout | a partial head older than [`ServerConfig::header_timeout`] gets 408 and a (lingering) close; a connection with nothing to do for [`ServerConfig::idle_timeout`] closes ([`ServerEvent::IdleTimeout`]) |
 //!
 //! ## Commands (answering a request)
 //!
