@@ -58,6 +58,9 @@ use crate::codec::head::{
 };
 use crate::error::{Error, ProtocolError};
 
+/// Input buffer capacity an idle connection may keep for its next request.
+const IDLE_BUF: usize = 4096;
+
 /// One request on one connection. Unique within a machine; carries its
 /// connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -1027,6 +1030,10 @@ impl Server {
                 // idea of "now" is the last input's: restamp at the next
                 // input or timeout.
                 c.restamp = true;
+                if c.buf.is_empty() && c.buf.capacity() > IDLE_BUF {
+                    // An idle keep-alive connection keeps no large buffer.
+                    c.buf = BytesMut::new();
+                }
             }
         }
         let Some(c) = self.conns.get_mut(&conn) else {
