@@ -327,3 +327,69 @@ fn std_client_conn_on_a_tls_endpoint_talks_to_twill_echo() {
     let (out, err) = s_client(p, &c.cert, "still serving\n");
     assert!(out.contains("still serving"), "{out:?} {err}");
 }
+
+#[test]
+fn chat_hub_relays_between_a_plain_and_a_tls_client_on_every_driver() {
+    use std::io::{BufRead, BufReader};
+    use twill_basic::{Chat, Framed, FramedEvent, Lines};
+    use twill_tls::TlsEvent;
+
+    let c = cert("chat", "localhost");
+    for driver in DRIVERS {
+        // One hub, a plain listener (1) and an ssl: one (2).
+        let server = start(
+            args(driver, &["tcp:0:interface=127.0.0.1", &ssl(&c)]),
+            "",
+            Mode::Hub,
+            || (Chat::new(), LogEvents),
+        )
+        .expect("start chat");
+        let addrs = server.local_addrs().to_vec();
+        let plain_addr = addrs[0].socket_addr().unwrap();
+        let tls_port = addrs[1].socket_addr().unwrap().port();
+
+        let ep = format!("tls:127.0.0.1:{tls_port}:ca={}:hostname=localhost", c.cert)
+            .parse()
+            .unwrap();
+        let (ctx, name) = TlsContext::for_client_endpoint(&ep).unwrap().unwrap();
+        let mut secure =
+            twill_std::Conn::connect(&ep, Tls::client(Framed::new(Lines::new()), &ctx, &name))
+                .unwrap();
+        let id = secure.id();
+        while !matches!(secure.next_event().unwrap(), Some(TlsEvent::Secured { .. })) {}
+
+        let plain = std::net::TcpStream::connect(plain_addr).unwrap();
+        plain
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut reader = BufReader::new(plain.try_clone().unwrap());
+        // Wait until the hub knows the plain client: it hears the TLS one.
+        let mut got = String::new();
+        for _ in 0..100 {
+            secure.machine().inner_mut().send(id, b"from tls").unwrap();
+            secure.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            plain.set_nonblocking(true).unwrap();
+            let r = reader.read_line(&mut got);
+            plain.set_nonblocking(false).unwrap();
+            if r.is_ok() && got.contains("from tls") {
+                break;
+            }
+        }
+        assert!(got.contains("from tls"), "{driver:?}: {got:?}");
+
+        (&plain).write_all(b"from plain\n").unwrap();
+        let frame = loop {
+            match secure.next_event().unwrap() {
+                Some(TlsEvent::Inner(FramedEvent::Frame { frame, .. }))
+                    if frame == "from plain" =>
+                {
+                    break frame
+                }
+                Some(_) => {}
+                None => panic!("{driver:?}: closed"),
+            }
+        };
+        assert_eq!(frame, "from plain");
+    }
+}
