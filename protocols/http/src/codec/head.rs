@@ -330,13 +330,6 @@ impl HeadScanner {
         };
     }
 
-    /// Whether any byte of a head has been seen (for the 408 rule: a
-    /// connection with a partial head times out with 408, an idle one
-    /// closes silently).
-    pub fn in_head(&self, buf: &[u8]) -> bool {
-        !buf.is_empty()
-    }
-
     /// Looks at the bytes of `buf` not seen before. Returns the length of
     /// the head once its empty line has arrived.
     ///
