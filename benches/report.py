@@ -1,11 +1,22 @@
-"""Prints the ratios of the criterion benchmarks from their saved estimates
-(target/criterion/<group>/<name>/new/estimates.json): each peer beside twill
-in the same run."""
+"""Prints criterion results side by side with the ratio to the named peer,
+from the saved estimates (target/criterion/<group>/<name>/new/estimates.json).
+
+    python3 report.py            # every group below that has results
+    python3 report.py lines      # one group
+"""
 import json
 import pathlib
 import sys
 
 root = pathlib.Path(__file__).parent / "target" / "criterion"
+
+# group -> (peer the ratios are taken against, members in display order)
+GROUPS = {
+    "lines": ("tokio_util_LinesCodec",
+              ["twill", "twill_decode_each", "tokio_util_LinesCodec", "memchr_scan"]),
+    "http_head_short": ("httparse", ["httparse", "twill_decode", "twill_machine_round_trip"]),
+    "http_head_long": ("httparse", ["httparse", "twill_decode", "twill_machine_round_trip"]),
+}
 
 
 def mean_ns(group, name):
@@ -13,17 +24,21 @@ def mean_ns(group, name):
     return json.loads(p.read_text())["mean"]["point_estimate"]
 
 
-def main():
-    group = "lines"
-    size = 1 << 20
+def report(group):
+    peer, names = GROUPS[group]
     try:
-        twill = mean_ns(group, "twill")
+        base = mean_ns(group, peer)
     except FileNotFoundError:
-        sys.exit("run `cargo bench --bench lines` first")
-    print(f"{'':26} {'time/MiB':>12} {'MB/s':>8} {'vs twill decode':>16}")
-    for name in ("twill", "twill_decode_each", "tokio_util_LinesCodec", "memchr_scan"):
-        t = mean_ns(group, name)
-        print(f"{name:26} {t / 1e6:10.3f} ms {size / t * 1e3:8.0f} {t / twill:13.2f}×")
+        print(f"{group}: no results (run its cargo bench first)")
+        return
+    print(f"{group}  (time relative to {peer}; < 1 is faster)")
+    for name in names:
+        try:
+            t = mean_ns(group, name)
+        except FileNotFoundError:
+            continue
+        print(f"  {name:28} {t:12.1f} ns  {t / base:6.2f}× the time")
 
 
-main()
+for g in sys.argv[1:] or GROUPS:
+    report(g)

@@ -1,0 +1,128 @@
+//! HTTP request heads: raw `httparse` beside twill-http's head decoding
+//! (the incremental end-of-head scan, then httparse, then the zero-copy
+//! `RequestHead`), and beside a full trip through the server machine
+//! (request in, `Request` event out, an empty 204 written back), on
+//! httparse's own benchmark requests.
+//!
+//! Run: `cd benches && cargo bench --bench http_head && python3 report.py http_head`
+
+use bytes::BytesMut;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use twill_core::{Addr, ConnId, Input, ListenerId, Machine, Now, Output};
+use twill_http::codec::head::{decode_request, HeadLimits, HeadScanner};
+use twill_http::{BodyKind, Server, ServerConfig, ServerEvent};
+
+// httparse's benches/parse.rs requests.
+const REQ_SHORT: &[u8] = b"\
+GET / HTTP/1.0\r\n\
+Host: example.com\r\n\
+Cookie: session=60; user_id=1\r\n\r\n";
+
+const REQ: &[u8] = b"\
+GET /wp-content/uploads/2010/03/hello-kitty-darth-vader-pink.jpg HTTP/1.1\r\n\
+Host: www.kittyhell.com\r\n\
+User-Agent: Mozilla/5.0 (Macintosh; U; Intel Mac OS X 10.6; ja-JP-mac; rv:1.9.2.3) Gecko/20100401 Firefox/3.6.3 Pathtraq/0.9\r\n\
+Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\n\
+Accept-Language: ja,en-us;q=0.7,en;q=0.3\r\n\
+Accept-Encoding: gzip,deflate\r\n\
+Accept-Charset: Shift_JIS,utf-8;q=0.7,*;q=0.7\r\n\
+Keep-Alive: 115\r\n\
+Connection: keep-alive\r\n\
+Cookie: wp_ozh_wsa_visits=2; wp_ozh_wsa_visit_lasttime=xxxxxxxxxx; __utma=xxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.x; __utmz=xxxxxxxxx.xxxxxxxxxx.x.x.utmccn=(referral)|utmcsr=reader.livedoor.com|utmcct=/reader/|utmcmd=referral\r\n\r\n";
+
+/// `REQ_SHORT` is HTTP/1.0 without keep-alive: the machine would close
+/// after one response, so its round trip uses this variant.
+const REQ_SHORT_KEEP_ALIVE: &[u8] = b"\
+GET / HTTP/1.0\r\n\
+Host: example.com\r\n\
+Connection: keep-alive\r\n\
+Cookie: session=60; user_id=1\r\n\r\n";
+
+fn bench_one(c: &mut Criterion, name: &str, req: &'static [u8], keep_alive: &'static [u8]) {
+    let mut g = c.benchmark_group(format!("http_head_{name}"));
+    g.throughput(Throughput::Bytes(req.len() as u64));
+
+    g.bench_function("httparse", |b| {
+        b.iter(|| {
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut r = httparse::Request::new(&mut headers);
+            let s = r.parse(std::hint::black_box(req)).unwrap();
+            assert!(s.is_complete());
+            std::hint::black_box(r.headers.len());
+        })
+    });
+
+    let limits = HeadLimits::default();
+    g.bench_function("twill_decode", |b| {
+        b.iter_batched_ref(
+            || BytesMut::from(req),
+            |buf| {
+                let mut scan = HeadScanner::request();
+                let head = decode_request(buf, &mut scan, &limits).unwrap().unwrap();
+                std::hint::black_box(head);
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    // One connection; each iteration one request through the machine.
+    let mut server = Server::new(ServerConfig {
+        date: false,
+        ..ServerConfig::default()
+    });
+    let conn = ConnId(1);
+    let now = Now::default();
+    server
+        .handle_input(
+            now,
+            Input::Accepted {
+                conn,
+                listener: ListenerId(1),
+                local: Addr::Unknown,
+                peer: Addr::Unknown,
+            },
+        )
+        .unwrap();
+    while !matches!(server.poll_output(), Output::Wait { .. }) {}
+    g.bench_function("twill_machine_round_trip", |b| {
+        b.iter(|| {
+            let taken = server
+                .handle_input(
+                    now,
+                    Input::Data {
+                        conn,
+                        bytes: keep_alive,
+                    },
+                )
+                .unwrap();
+            assert_eq!(taken, keep_alive.len());
+            let mut sent = 0;
+            let mut answered = false;
+            loop {
+                match server.poll_output() {
+                    Output::Event(ServerEvent::Request(r)) => {
+                        server.respond(r.id, 204, &[], BodyKind::Empty).unwrap();
+                        answered = true;
+                    }
+                    Output::Transmit { payload, .. } => sent += payload.len() as usize,
+                    Output::Wait { .. } => break,
+                    _ => {}
+                }
+            }
+            assert!(answered, "the connection must stay open");
+            server
+                .handle_input(now, Input::Sent { conn, bytes: sent })
+                .unwrap();
+            while !matches!(server.poll_output(), Output::Wait { .. }) {}
+        })
+    });
+    g.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    bench_one(c, "short", REQ_SHORT, REQ_SHORT_KEEP_ALIVE);
+    bench_one(c, "long", REQ, REQ);
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
