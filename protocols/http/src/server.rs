@@ -482,6 +482,7 @@ impl Server {
             .get_mut(&id.conn)
             .ok_or(Error::UnknownRequest(id))?;
         let front = c.front_seq() == Some(id.seq);
+        let is_last = c.inflight.back().map(|l| l.seq) == Some(id.seq);
         let r = c
             .inflight
             .iter_mut()
@@ -499,7 +500,10 @@ impl Server {
         if kind == BodyKind::Length(0) {
             kind = BodyKind::Empty;
         }
-        let mut keep = r.keep_alive && !c.close_after && !close_requested;
+        // The connection closes after the last request it has taken, so
+        // only that response says so: a later pipelined request answered
+        // first must not turn the earlier answers into `close`.
+        let mut keep = r.keep_alive && !(c.close_after && is_last) && !close_requested;
         if kind == BodyKind::CloseDelimited && !no_body {
             keep = false;
         }

@@ -115,6 +115,26 @@ fn connection_close_is_honoured() {
 }
 
 #[test]
+fn a_later_close_answered_first_does_not_close_earlier_answers() {
+    let mut s = sim();
+    s.data(
+        C,
+        b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(requests(&s).len(), 3);
+    // answer_all answers newest first: /3 (close) before /1 and /2.
+    answer_all(&mut s);
+    let text = s.sent_text(C);
+    assert_eq!(bodies(&text), vec!["/1", "/2", "/3"]);
+    assert_eq!(text.matches("Connection: close").count(), 1, "{text}");
+    assert!(
+        text.rfind("Connection: close") > text.rfind("\r\n\r\n/2"),
+        "{text}"
+    );
+    assert_eq!(s.closes, vec![(C, Close::Graceful)]);
+}
+
+#[test]
 fn three_pipelined_requests_in_one_read_answered_in_order() {
     let mut s = sim();
     s.data(
