@@ -267,7 +267,8 @@ fn pipelined_requests_are_answered_in_order() {
             let mut head = String::new();
             loop {
                 let mut line = String::new();
-                std::io::BufRead::read_line(&mut r, &mut line).unwrap();
+                let n = std::io::BufRead::read_line(&mut r, &mut line).unwrap();
+                assert!(n > 0, "{driver:?}: EOF inside the HEAD response");
                 head.push_str(&line);
                 if line == "\r\n" {
                     break;
