@@ -803,3 +803,40 @@ fn mutated_client_hellos_never_panic() {
         assert!(failed || answered);
     }
 }
+
+#[test]
+fn sent_reports_plaintext_once_its_ciphertext_is_flushed() {
+    let c = cert("localhost");
+    let mut p = rec_pair(server_ctx(&c), client_ctx(&[&c]), "localhost");
+    let (cc, _) = p.connect();
+    p.client.auto_sent = false;
+    p.client.machine.inner_mut().send(cc, b"four");
+    p.client.drain();
+    let first = p.client.unacked(cc);
+    p.client.machine.inner_mut().send(cc, b"eight!!!");
+    p.client.drain();
+    let both = p.client.unacked(cc);
+    assert!(
+        first > 4 && both > first,
+        "records are bigger than their plaintext"
+    );
+    let sent = |p: &RecPair| -> Vec<usize> {
+        inner(&p.client.events)
+            .into_iter()
+            .filter_map(|r| match r {
+                Rec::Sent(_, n) => Some(n),
+                _ => None,
+            })
+            .collect()
+    };
+    let before = sent(&p).len();
+    // Part of the first record: nothing yet.
+    p.client.ack_some(cc, first - 1);
+    assert_eq!(sent(&p).len(), before);
+    // The rest of it: its 4 plaintext bytes.
+    p.client.ack_some(cc, 1);
+    assert_eq!(sent(&p)[before..], [4]);
+    // The second record at once.
+    p.client.ack(cc);
+    assert_eq!(sent(&p)[before..], [4, 8]);
+}
