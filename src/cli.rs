@@ -134,6 +134,10 @@ pub struct GetArgs {
     /// instead of the bundled Mozilla roots.
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
+    /// Give up when the server sends nothing for this many seconds while
+    /// a response is due.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub timeout: u64,
 }
 
 /// Logs every event of a machine at debug level: the service of the
@@ -187,6 +191,7 @@ fn get(a: GetArgs) -> i32 {
         headers: a.headers,
         max_redirects: a.max_redirects,
         cacert: a.cacert,
+        timeout: Duration::from_secs(a.timeout.max(1)),
     };
     match crate::get::fetch::run(&f) {
         Ok(()) => 0,

@@ -253,3 +253,24 @@ fn https_against_twill_web() {
     let o = twill_get(&["--cacert", "/nonexistent.pem", &url("/")]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 }
+
+#[test]
+fn a_silent_server_times_out_instead_of_hanging() {
+    // Accepts, reads the request, never answers.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let keep = std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        std::thread::sleep(std::time::Duration::from_secs(8));
+        drop(s);
+    });
+    let start = std::time::Instant::now();
+    let url = format!("http://127.0.0.1:{port}/");
+    let out = twill_get(&[url.as_str(), "--timeout", "1"]);
+    let took = start.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("timeout"), "{err}");
+    assert!(took < std::time::Duration::from_secs(6), "took {took:?}");
+    keep.join().unwrap();
+}

@@ -37,6 +37,9 @@ pub struct Fetch {
     /// Verify `https://` servers with the CA certificates in this PEM file
     /// instead of the bundled Mozilla roots.
     pub cacert: Option<PathBuf>,
+    /// Fail when the server sends nothing for this long while a response
+    /// is due (the client machine's response timeout).
+    pub timeout: Duration,
 }
 
 /// One connection: plain, or TLS around the HTTP client.
@@ -155,7 +158,7 @@ pub fn run(f: &Fetch) -> Result<(), GetError> {
     let mut redirects = Redirects::new(f.max_redirects);
     let mut tls: Option<TlsContext> = None;
     loop {
-        let mut conn = connect(&url, f.cacert.as_deref(), &mut tls)?;
+        let mut conn = connect(&url, f.cacert.as_deref(), f.timeout, &mut tls)?;
         let mut headers: Vec<(&str, &str)> = Vec::new();
         let host = url.host_header();
         if !f
@@ -232,6 +235,7 @@ pub fn run(f: &Fetch) -> Result<(), GetError> {
 fn connect(
     url: &Url,
     cacert: Option<&Path>,
+    response_timeout: Duration,
     tls: &mut Option<TlsContext>,
 ) -> Result<Transport, GetError> {
     let ep = ClientEndpoint::Tcp {
@@ -241,7 +245,11 @@ fn connect(
         // TLS is a layer around the machine, not the driver's.
         tls: None,
     };
-    let client = Client::new(ClientConfig::default());
+    let client = Client::new(ClientConfig {
+        // A stalled server fails the transfer rather than hanging it.
+        response_timeout: Some(response_timeout),
+        ..ClientConfig::default()
+    });
     let r = if url.tls {
         if tls.is_none() {
             let setup = match cacert {

@@ -26,8 +26,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use twill_core::{
-    Addr, Close, ConnId, IdAllocator, Input, Machine, Now, Open, OpenError, OutQueue, Output,
-    OutputBudget, Payload,
+    Addr, Close, ConnId, Duration, IdAllocator, Input, Instant, Machine, Now, Open, OpenError,
+    OutQueue, Output, OutputBudget, Payload,
 };
 
 use crate::codec::chunked::{self, Chunk, ChunkedDecoder, ChunkedLimits};
@@ -57,6 +57,10 @@ pub struct ClientConfig {
     pub budget: OutputBudget,
     /// The `User-Agent` to send when the application sends none.
     pub user_agent: Option<&'static str>,
+    /// A connection with a request outstanding on which the server sends
+    /// nothing for this long fails with
+    /// [`ProtocolError::ResponseTimeout`] and closes. Default: none.
+    pub response_timeout: Option<Duration>,
 }
 
 impl Default for ClientConfig {
@@ -69,6 +73,7 @@ impl Default for ClientConfig {
             max_pipelined: 16,
             budget: OutputBudget::default(),
             user_agent: Some("twill"),
+            response_timeout: None,
         }
     }
 }
@@ -216,6 +221,13 @@ struct Conn {
     budget: OutputBudget,
     keep_alive: bool,
     closing: bool,
+    /// When the server last showed progress (or the oldest outstanding
+    /// request was made), for the response timeout.
+    progress: Instant,
+    /// `progress` was stamped by a command with the last input's time,
+    /// which may be old: the next input (the request's `Sent`) or the
+    /// first timer restamps it, so the timeout never fires early.
+    stale: bool,
 }
 
 /// The HTTP/1.1 client machine. See the [module docs](self).
@@ -225,6 +237,8 @@ pub struct Client {
     conns: BTreeMap<ConnId, Conn>,
     ids: IdAllocator,
     out: OutQueue<ClientEvent>,
+    /// The time of the last input: commands have no clock of their own.
+    now: Now,
 }
 
 impl Default for Client {
@@ -241,7 +255,14 @@ impl Client {
             conns: BTreeMap::new(),
             ids: IdAllocator::for_machine(),
             out: OutQueue::new(),
+            now: Now::default(),
         }
+    }
+
+    /// When the response timeout of `c` fires, if it runs.
+    fn response_deadline(&self, c: &Conn) -> Option<Instant> {
+        let t = self.cfg.response_timeout?;
+        (!c.inflight.is_empty() && !c.closing).then(|| c.progress + t)
     }
 
     // ------------------------------------------------------------ getters
@@ -331,6 +352,8 @@ impl Client {
             budget: self.cfg.budget,
             keep_alive: true,
             closing: false,
+            progress: self.now.mono,
+            stale: false,
         }
     }
 
@@ -413,6 +436,10 @@ impl Client {
         c.next_seq += 1;
         if close {
             c.keep_alive = false;
+        }
+        if c.inflight.is_empty() {
+            c.progress = self.now.mono;
+            c.stale = true;
         }
         c.inflight.push_back(Req {
             seq,
@@ -745,7 +772,8 @@ impl Machine for Client {
     type Error = Error;
 
     /// Never fails: a server's violation is an event and a close.
-    fn handle_input(&mut self, _now: Now, input: Input<'_>) -> Result<usize, Error> {
+    fn handle_input(&mut self, now: Now, input: Input<'_>) -> Result<usize, Error> {
+        self.now = now;
         match input {
             Input::Opened { conn, peer, .. } | Input::Accepted { conn, peer, .. } => {
                 self.add(conn, peer)
@@ -767,6 +795,8 @@ impl Machine for Client {
                 if c.closing {
                     return Ok(bytes.len());
                 }
+                c.progress = now.mono;
+                c.stale = false;
                 c.buf.extend_from_slice(bytes);
                 self.process(conn);
                 return Ok(bytes.len());
@@ -789,6 +819,11 @@ impl Machine for Client {
             }
             Input::Sent { conn, bytes } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
+                    if c.stale {
+                        // The request just went out: time it from here.
+                        c.progress = now.mono;
+                        c.stale = false;
+                    }
                     c.budget.sent(bytes);
                     if c.budget.has_room() {
                         for r in c.inflight.iter_mut() {
@@ -817,9 +852,31 @@ impl Machine for Client {
         Ok(0)
     }
 
-    fn handle_timeout(&mut self, _now: Now) {}
+    fn handle_timeout(&mut self, now: Now) {
+        self.now = now;
+        let late: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| self.response_deadline(c).is_some_and(|d| d <= now.mono))
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in late {
+            match self.conns.get_mut(&conn) {
+                Some(c) if c.stale => {
+                    c.progress = now.mono;
+                    c.stale = false;
+                }
+                _ => self.violation(conn, ProtocolError::ResponseTimeout),
+            }
+        }
+    }
 
     fn poll_output(&mut self) -> Output<ClientEvent> {
-        self.out.pop_or_wait(None)
+        let deadline = self
+            .conns
+            .values()
+            .filter_map(|c| self.response_deadline(c))
+            .min();
+        self.out.pop_or_wait(deadline)
     }
 }

@@ -101,6 +101,10 @@ pub enum ProtocolError {
     /// first, or more responses than requests).
     #[error("unexpected response")]
     UnexpectedResponse,
+    /// The server sent nothing for a pending request within the client's
+    /// response timeout.
+    #[error("no response within the response timeout")]
+    ResponseTimeout,
 }
 
 impl ProtocolError {
@@ -113,6 +117,7 @@ impl ProtocolError {
             ProtocolError::UnknownTransferCoding => 501,
             ProtocolError::BodyTooLarge => 413,
             ProtocolError::HeaderTimeout => 408,
+            ProtocolError::ResponseTimeout => 504,
             _ => 400,
         }
     }
@@ -148,6 +153,7 @@ impl ProtocolError {
             ProtocolError::Truncated => "truncated",
             ProtocolError::HeaderTimeout => "header-timeout",
             ProtocolError::UnexpectedResponse => "unexpected-response",
+            ProtocolError::ResponseTimeout => "response-timeout",
         }
     }
 }

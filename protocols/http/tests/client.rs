@@ -387,3 +387,59 @@ fn bad_response_is_a_violation() {
     assert!(s.events.iter().any(|e| *e == ClientEvent::Aborted { id }));
     assert_eq!(s.closes, vec![(c, Close::Graceful)]);
 }
+
+#[test]
+fn response_timeout_fails_a_silent_server_but_not_a_slow_one() {
+    use twill_core::Duration;
+    let cfg = ClientConfig {
+        response_timeout: Some(Duration::from_secs(5)),
+        ..ClientConfig::default()
+    };
+    let mut p = Pair::new(Client::new(cfg), Server::default());
+    let (c, _) = p.connect();
+    // No request outstanding: an idle connection does not time out (30 s
+    // stays below the server's own idle timeout).
+    p.advance(Duration::from_secs(30));
+    assert!(p.client.closes.is_empty());
+
+    // The server answers, but only after 4 s: in time.
+    let id = p
+        .client
+        .machine
+        .request(c, "GET", "/slow", &[], BodyKind::Empty)
+        .unwrap();
+    p.client.drain();
+    p.run();
+    p.advance(Duration::from_secs(4));
+    serve(&mut p, |s, r| {
+        s.respond_full(r.id, 200, &[], Bytes::from_static(b"late"))
+            .unwrap();
+    });
+    assert_eq!(body_of(&p.client.events, id), b"late");
+    assert!(p.client.closes.is_empty());
+
+    // Now the server never answers: 5 s later the request fails.
+    let id = p
+        .client
+        .machine
+        .request(c, "GET", "/never", &[], BodyKind::Empty)
+        .unwrap();
+    p.client.drain();
+    p.run();
+    p.advance(Duration::from_millis(4999));
+    assert!(p.client.closes.is_empty(), "not yet");
+    p.advance(Duration::from_millis(1));
+    assert!(p.client.events.iter().any(|e| matches!(
+        e,
+        ClientEvent::Violation {
+            error: twill_http::ProtocolError::ResponseTimeout,
+            ..
+        }
+    )));
+    assert!(p
+        .client
+        .events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Aborted { id: i } if *i == id)));
+    assert_eq!(p.client.closes.len(), 1);
+}
