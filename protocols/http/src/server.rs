@@ -996,7 +996,9 @@ impl Server {
                     self.out.push(Output::Transmit { conn, payload: p });
                 }
             }
-            let front = c.inflight.front_mut().expect("checked");
+            let Some(front) = c.inflight.front_mut() else {
+                break;
+            };
             if front.state != RespState::Done {
                 if front.writable_owed && !c.budget.is_full() {
                     front.writable_owed = false;
@@ -1005,7 +1007,9 @@ impl Server {
                 }
                 break;
             }
-            let done = c.inflight.pop_front().expect("checked");
+            let Some(done) = c.inflight.pop_front() else {
+                break;
+            };
             let id = RequestId::new(conn, done.seq);
             if let (true, Some(head)) = (done.upgrade_accepted, done.upgrade) {
                 let rest = c.buf.split().freeze();
