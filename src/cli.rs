@@ -96,6 +96,10 @@ enum Command {
         /// The directory to serve; nothing outside it is ever served.
         #[arg(long, default_value = ".")]
         path: PathBuf,
+        /// Also serve a WebSocket echo endpoint at this request path
+        /// (e.g. /ws), permessage-deflate included.
+        #[arg(long, value_name = "PATH")]
+        websocket_echo: Option<String>,
     },
     /// Fetches a URL over HTTP/1.1 (http:// or https://), following
     /// redirects; the body goes to stdout or -o FILE.
@@ -249,7 +253,16 @@ fn run(cmd: Command) -> Result<(), String> {
             println!("{name} saved in {}", users.display());
             Ok(())
         }
-        Command::Web { serve: a, path } => {
+        Command::Web {
+            serve: a,
+            path,
+            websocket_echo: Some(ws),
+        } => crate::ws::echo::run(a, &path, &ws),
+        Command::Web {
+            serve: a,
+            path,
+            websocket_echo: None,
+        } => {
             let running = start_web(a, &path)?;
             for a in running.local_addrs() {
                 tracing::info!("serving {} on {a}", path.display());

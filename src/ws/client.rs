@@ -1,0 +1,1 @@
+//! `twill ws URL` (filled in below).
