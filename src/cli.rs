@@ -104,6 +104,9 @@ enum Command {
     /// Fetches a URL over HTTP/1.1 (http:// or https://), following
     /// redirects; the body goes to stdout or -o FILE.
     Get(GetArgs),
+    /// A WebSocket client (ws:// or wss://): each stdin line is sent as a
+    /// text message, every message received is printed.
+    Ws(crate::ws::client::WsArgs),
     /// Write a self-signed certificate and key (cert.pem, key.pem) to try
     /// `--listen ssl:PORT:privateKey=key.pem:certKey=cert.pem` at once.
     Cert {
@@ -182,6 +185,9 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 
         eprintln!("twill: {e}");
         return EXIT_USAGE;
     }
+    if let Command::Ws(a) = cli.command {
+        return crate::ws::client::run(a);
+    }
     if let Command::Get(a) = cli.command {
         return get(a);
     }
@@ -242,6 +248,7 @@ fn run(cmd: Command) -> Result<(), String> {
         }
         Command::Chat(a) => serve(a, "tcp:7070", Mode::Hub, || (Chat::new(), LogEvents)),
         Command::Get(_) => Err("twill get is run by `main`".into()),
+        Command::Ws(_) => Err("twill ws is run by `main`".into()),
         Command::Cert { hostnames, out } => {
             let (cert, key) = crate::serve_tls::write_cert(hostnames, &out)?;
             println!("wrote {cert} and {key}");
