@@ -16,7 +16,7 @@ fn websockets_client_against_twill_web_echo_on_every_driver() {
         let running = start_web_echo(args(driver, &["tcp:0:interface=127.0.0.1"]), &dir, "/ws")
             .expect("start twill web --websocket-echo");
         let port = running.local_addrs()[0].socket_addr().expect("tcp").port();
-        let out = run_python("ws_clients.py", &[&port.to_string(), "/ws"]);
+        let out = run_python("websocket_clients.py", &[&port.to_string(), "/ws"]);
         assert_eq!(out.trim(), "ok", "{driver:?}");
         // The files are still served beside the endpoint.
         let got = std::process::Command::new("curl")
@@ -29,7 +29,7 @@ fn websockets_client_against_twill_web_echo_on_every_driver() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A Python `websockets` server (tests/py/ws_server.py); its port.
+/// A Python `websockets` server (tests/py/websocket_server.py); its port.
 struct PyServer {
     child: std::process::Child,
     out: std::io::BufReader<std::process::ChildStdout>,
@@ -40,7 +40,7 @@ impl PyServer {
     fn start(tls: Option<(&std::path::Path, &std::path::Path)>) -> PyServer {
         use std::io::BufRead;
         let mut cmd = std::process::Command::new(common::python());
-        cmd.arg(common::py_script("ws_server.py"));
+        cmd.arg(common::py_script("websocket_server.py"));
         if let Some((c, k)) = tls {
             cmd.arg(c).arg(k);
         }

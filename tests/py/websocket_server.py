@@ -1,6 +1,6 @@
 """A `websockets` (PyPI) server for `twill ws` and the client machine.
 
-Usage: ws_server.py [CERT KEY]. Prints its port, then serves one client:
+Usage: websocket_server.py [CERT KEY]. Prints its port, then serves one client:
 greets with "path: …" and "ext: …" (the negotiated extensions), answers
 "big" with 200000 × "b" and anything else with "echo: " + it, and prints
 "closed CODE" when the client has gone. Stops by itself after 60 s.

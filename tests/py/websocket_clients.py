@@ -1,6 +1,6 @@
 """Python's `websockets` (PyPI) as client of `twill web --websocket-echo`.
 
-Usage: ws_clients.py PORT PATH. Exits non-zero on the first failure.
+Usage: websocket_clients.py PORT PATH. Exits non-zero on the first failure.
 """
 import socket
 import sys
