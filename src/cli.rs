@@ -96,10 +96,17 @@ enum Command {
         /// The directory to serve; nothing outside it is ever served.
         #[arg(long, default_value = ".")]
         path: PathBuf,
+        /// Also serve a WebSocket echo endpoint at this request path
+        /// (e.g. /ws), permessage-deflate included.
+        #[arg(long, value_name = "PATH")]
+        websocket_echo: Option<String>,
     },
     /// Fetches a URL over HTTP/1.1 (http:// or https://), following
     /// redirects; the body goes to stdout or -o FILE.
     Get(GetArgs),
+    /// A WebSocket client (ws:// or wss://): each stdin line is sent as a
+    /// text message, every message received is printed.
+    Ws(crate::ws::client::WsArgs),
     /// Write a self-signed certificate and key (cert.pem, key.pem) to try
     /// `--listen ssl:PORT:privateKey=key.pem:certKey=cert.pem` at once.
     Cert {
@@ -178,6 +185,9 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 
         eprintln!("twill: {e}");
         return EXIT_USAGE;
     }
+    if let Command::Ws(a) = cli.command {
+        return crate::ws::client::run(a);
+    }
     if let Command::Get(a) = cli.command {
         return get(a);
     }
@@ -238,6 +248,7 @@ fn run(cmd: Command) -> Result<(), String> {
         }
         Command::Chat(a) => serve(a, "tcp:7070", Mode::Hub, || (Chat::new(), LogEvents)),
         Command::Get(_) => Err("twill get is run by `main`".into()),
+        Command::Ws(_) => Err("twill ws is run by `main`".into()),
         Command::Cert { hostnames, out } => {
             let (cert, key) = crate::serve_tls::write_cert(hostnames, &out)?;
             println!("wrote {cert} and {key}");
@@ -249,7 +260,16 @@ fn run(cmd: Command) -> Result<(), String> {
             println!("{name} saved in {}", users.display());
             Ok(())
         }
-        Command::Web { serve: a, path } => {
+        Command::Web {
+            serve: a,
+            path,
+            websocket_echo: Some(ws),
+        } => crate::ws::echo::run(a, &path, &ws),
+        Command::Web {
+            serve: a,
+            path,
+            websocket_echo: None,
+        } => {
             let running = start_web(a, &path)?;
             for a in running.local_addrs() {
                 tracing::info!("serving {} on {a}", path.display());

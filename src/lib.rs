@@ -35,3 +35,5 @@ pub mod get;
 pub mod serve_tls;
 pub mod users;
 pub mod web;
+pub use twill_websocket as websocket;
+pub mod ws;
