@@ -10,12 +10,10 @@
 //! - [`Server`]: an IRC server as *one* hub machine over every client
 //!   connection, so the whole network is deterministic under a virtual
 //!   clock and fuzzable with interleaved input from many clients;
-//! - [`Client`]: the client machine (registration, CAP, SASL PLAIN,
-//!   automatic PONG, channel tracking, rate limiting).
 //!
 //! ## The drain rule
 //! After every mutation — `handle_input`, `handle_timeout` or a command
-//! such as [`Client::privmsg`] — call `poll_output` until `Output::Wait`,
+//! such as [`Server::notice_all`] — call `poll_output` until `Output::Wait`,
 //! and call `handle_timeout` at the deadline `Wait` names.
 //!
 //! ## Promises
@@ -34,6 +32,8 @@ extern crate alloc;
 
 pub mod codec;
 pub mod error;
+pub mod server;
 
 pub use codec::{CaseMapping, Encoder, Isupport, Message};
 pub use error::{EncodeError, Error, LineError, ParseError};
+pub use server::{Server, ServerConfig, ServerEvent};

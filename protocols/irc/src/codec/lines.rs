@@ -13,6 +13,9 @@ use crate::error::LineError;
 pub struct LineReader {
     partial: BytesMut,
     max: usize,
+    /// An overlong line was reported: drop bytes up to its LF, so its tail
+    /// is never read as a line of its own.
+    skipping: bool,
 }
 
 impl Default for LineReader {
@@ -54,6 +57,7 @@ impl LineReader {
         LineReader {
             partial: BytesMut::new(),
             max,
+            skipping: false,
         }
     }
 
@@ -70,6 +74,7 @@ impl LineReader {
     /// Forgets any partial line.
     pub fn clear(&mut self) {
         self.partial = BytesMut::new();
+        self.skipping = false;
     }
 
     /// The next complete line of `input` from `*pos`, advancing `*pos`
@@ -78,12 +83,26 @@ impl LineReader {
     ///
     /// # Errors
     /// A line over the limit (as soon as its partial length proves it);
-    /// the reader is then cleared and `*pos` is past the bytes looked at.
+    /// the rest of that line, up to its LF, is then skipped, so reading
+    /// can go on with the next line.
     pub fn next_line<'a>(
         &mut self,
         input: &'a [u8],
         pos: &mut usize,
     ) -> Result<Option<Line<'a>>, LineError> {
+        if self.skipping {
+            let rest = input.get(*pos..).unwrap_or_default();
+            match memchr::memchr(b'\n', rest) {
+                Some(i) => {
+                    *pos += i + 1;
+                    self.skipping = false;
+                }
+                None => {
+                    *pos = input.len();
+                    return Ok(None);
+                }
+            }
+        }
         let rest = input.get(*pos..).unwrap_or_default();
         match memchr::memchr(b'\n', rest) {
             Some(i) => {
@@ -112,6 +131,7 @@ impl LineReader {
                 // One byte of slack: a CR that may be followed by LF.
                 if self.partial.len() + rest.len() > self.max + 1 {
                     self.clear();
+                    self.skipping = true;
                     return Err(LineError { max: self.max });
                 }
                 self.partial.extend_from_slice(rest);
@@ -159,6 +179,12 @@ mod tests {
         assert!(r.next_line(b"abcd\r\n", &mut pos).unwrap().is_some());
         let mut pos = 0;
         assert!(r.next_line(b"abcdef", &mut pos).is_err());
+        // The tail of the long line is skipped, the next line is read.
+        let mut pos = 0;
+        assert_eq!(
+            r.next_line(b"gh\nok\n", &mut pos).unwrap(),
+            Some(Line::Borrowed(b"ok"))
+        );
         let mut pos = 0;
         assert!(r.next_line(b"abcde\n", &mut pos).is_err());
     }
