@@ -110,6 +110,8 @@ enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
+    /// An IRC server (one hub machine over every client).
+    Irc(crate::irc::server::IrcArgs),
 }
 
 /// The flags of `twill get`.
@@ -234,6 +236,7 @@ fn run(cmd: Command) -> Result<(), String> {
             println!("wrote {cert} and {key}");
             Ok(())
         }
+        Command::Irc(a) => crate::irc::server::run(a),
         Command::Web { serve: a, path } => {
             let running = start_web(a, &path)?;
             for a in running.local_addrs() {
