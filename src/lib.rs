@@ -32,7 +32,9 @@ pub use twill_tls as tls;
 pub use twill_tokio as tokio_driver;
 
 pub mod cli;
+pub mod client_tls;
 pub mod get;
 pub mod irc;
 pub mod serve_tls;
+pub mod users;
 pub mod web;
