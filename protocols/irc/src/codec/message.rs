@@ -284,8 +284,9 @@ impl Message {
         self.params[..self.len()].iter().map(|s| s.get(&self.raw))
     }
 
-    /// Writes the message again through an [`Encoder`] (the same parts,
-    /// canonical spacing, the last parameter trailing when it must be).
+    /// Writes the message again through an [`Encoder`] in canonical form:
+    /// tag values re-escaped (an empty value written as a bare key), single
+    /// spaces, the last parameter trailing only when it must be.
     ///
     /// # Errors
     /// Never for a parsed message under default limits; an
@@ -293,7 +294,8 @@ impl Message {
     pub fn encode(&self, buf: &mut BytesMut) -> Result<usize, EncodeError> {
         let mut e = Encoder::new(buf);
         for t in self.tags() {
-            e.raw_tag(t.key, t.raw_value);
+            let v = t.value();
+            e.tag(t.key, (!v.is_empty()).then_some(&*v));
         }
         if let Some(s) = self.source() {
             e.source(s);
