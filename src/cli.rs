@@ -127,6 +127,8 @@ enum Command {
         /// The user name.
         name: String,
     },
+    /// An IRC server (one hub machine over every client).
+    Irc(crate::irc::server::IrcArgs),
 }
 
 /// The flags of `twill get`.
@@ -260,6 +262,7 @@ fn run(cmd: Command) -> Result<(), String> {
             println!("{name} saved in {}", users.display());
             Ok(())
         }
+        Command::Irc(a) => crate::irc::server::run(a),
         Command::Web {
             serve: a,
             path,
