@@ -17,7 +17,7 @@ pub fn message(n: usize, size: usize) -> Bytes {
         m.extend_from_slice(b"line.\r\n");
     }
     let pad = size.saturating_sub(m.len() + 2);
-    m.extend(std::iter::repeat_n(b'x', pad));
+    m.resize(m.len() + pad, b'x');
     if m.len() + 2 <= size {
         m.extend_from_slice(b"\r\n");
     }
