@@ -110,6 +110,16 @@ enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
+    /// Add a user to a users file (argon2 hashes; `twill mail`, `twill
+    /// ftp`), or change their password. The password is prompted for on a
+    /// terminal, else read from the first line of stdin.
+    Passwd {
+        /// The users file (created if missing).
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+        /// The user name.
+        name: String,
+    },
 }
 
 /// The flags of `twill get`.
@@ -130,10 +140,9 @@ pub struct GetArgs {
     /// Most redirects to follow.
     #[arg(long, default_value_t = crate::get::redirect::DEFAULT_MAX)]
     pub max_redirects: u32,
-    /// Verify https:// servers with the CA certificates in FILE (PEM)
-    /// instead of the bundled Mozilla roots.
-    #[arg(long, value_name = "FILE")]
-    pub cacert: Option<PathBuf>,
+    /// Which CAs verify https:// servers.
+    #[command(flatten)]
+    pub ca: crate::client_tls::CaArgs,
     /// Give up when the server sends nothing for this many seconds while
     /// a response is due.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
@@ -190,7 +199,7 @@ fn get(a: GetArgs) -> i32 {
         head_only: a.head,
         headers: a.headers,
         max_redirects: a.max_redirects,
-        cacert: a.cacert,
+        ca: a.ca,
         timeout: Duration::from_secs(a.timeout.max(1)),
     };
     match crate::get::fetch::run(&f) {
@@ -232,6 +241,12 @@ fn run(cmd: Command) -> Result<(), String> {
         Command::Cert { hostnames, out } => {
             let (cert, key) = crate::serve_tls::write_cert(hostnames, &out)?;
             println!("wrote {cert} and {key}");
+            Ok(())
+        }
+        Command::Passwd { users, name } => {
+            let pw = crate::users::read_password(&name)?;
+            crate::users::add_user(&users, &name, pw.as_bytes()).map_err(|e| e.to_string())?;
+            println!("{name} saved in {}", users.display());
             Ok(())
         }
         Command::Web { serve: a, path } => {

@@ -30,6 +30,8 @@ pub use twill_tls as tls;
 pub use twill_tokio as tokio_driver;
 
 pub mod cli;
+pub mod client_tls;
 pub mod get;
 pub mod serve_tls;
+pub mod users;
 pub mod web;
