@@ -120,6 +120,8 @@ enum Command {
         /// The user name.
         name: String,
     },
+    /// A mail server: SMTP in, POP3 out, over one Maildir store.
+    Mail(crate::mail::MailArgs),
 }
 
 /// The flags of `twill get`.
@@ -249,6 +251,7 @@ fn run(cmd: Command) -> Result<(), String> {
             println!("{name} saved in {}", users.display());
             Ok(())
         }
+        Command::Mail(a) => crate::mail::run(a),
         Command::Web { serve: a, path } => {
             let running = start_web(a, &path)?;
             for a in running.local_addrs() {

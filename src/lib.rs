@@ -35,3 +35,6 @@ pub mod get;
 pub mod serve_tls;
 pub mod users;
 pub mod web;
+pub use twill_pop3 as pop3;
+pub use twill_smtp as smtp;
+pub mod mail;
