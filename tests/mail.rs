@@ -106,3 +106,158 @@ fn bad_input_gets_the_rfc_codes() {
     assert_eq!(out.trim(), "errors ok");
     s.stop();
 }
+
+#[test]
+fn starttls_stls_and_auth_on_every_driver() {
+    let certs = temp("certs");
+    let (cert, key) =
+        twill::serve_tls::write_cert(vec!["localhost".into(), "127.0.0.1".into()], &certs.0)
+            .expect("cert");
+    for driver in DRIVERS {
+        let dir = temp(&format!("tls-{driver:?}"));
+        let mut a = args(driver, &dir);
+        a.cert = Some(cert.clone().into());
+        a.key = Some(key.clone().into());
+        let s = twill::mail::start_with(a, Arc::new(TwoUsers)).expect("twill mail");
+        let out = run_python(
+            "mail_clients.py",
+            &[
+                &s.smtp.addr().port().to_string(),
+                &s.pop3.addr().port().to_string(),
+                "tls",
+                &cert,
+            ],
+        );
+        assert_eq!(out.trim(), "tls ok", "{driver:?}");
+        s.stop();
+        // The message for the other domain waits in the outgoing queue.
+        let queued = std::fs::read_dir(dir.0.join(".outgoing/new"))
+            .unwrap()
+            .count();
+        assert_eq!(queued, 1);
+    }
+}
+
+/// `twill mail` as a process (users from `twill passwd`), killed with
+/// SIGKILL: in the middle of a DATA (that message must be absent) and
+/// right after a 250 (that message must be present and whole).
+#[test]
+fn kill_in_data_and_after_250() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+    use std::process::{Command, Stdio};
+
+    let dir = temp("kill");
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let users = dir.0.join("users");
+    let bin = env!("CARGO_BIN_EXE_twill");
+    let mut p = Command::new(bin)
+        .args(["passwd", "--users"])
+        .arg(&users)
+        .arg("alice")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    p.stdin.take().unwrap().write_all(b"alice-pw\n").unwrap();
+    assert!(p.wait().unwrap().success());
+    let store = dir.0.join("store");
+    let start = || {
+        let mut child = Command::new(bin)
+            .args([
+                "mail",
+                "--smtp",
+                "tcp:0:interface=127.0.0.1",
+                "--pop3",
+                "tcp:0:interface=127.0.0.1",
+                "--driver",
+                "std",
+                "--maildir",
+            ])
+            .arg(&store)
+            .arg("--users")
+            .arg(&users)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut port = None;
+        let mut line = String::new();
+        while port.is_none() {
+            line.clear();
+            assert!(err.read_line(&mut line).unwrap() > 0, "twill mail exited");
+            if let Some(rest) = line.split("SMTP on ").nth(1) {
+                port = rest
+                    .trim()
+                    .rsplit(':')
+                    .next()
+                    .map(|p| p.parse::<u16>().unwrap());
+            }
+        }
+        // Keep draining stderr so the server never blocks on it.
+        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        (child, port.unwrap())
+    };
+    let talk = |s: &mut TcpStream, send: &[u8]| -> String {
+        s.write_all(send).unwrap();
+        let mut buf = [0u8; 4096];
+        let n = s.read(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+
+    // Message 1 gets its 250; the server is killed at once.
+    let (mut child, port) = start();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 512];
+    let _ = s.read(&mut buf).unwrap();
+    for cmd in [
+        "HELO c\r\n",
+        "MAIL FROM:<a@x.org>\r\n",
+        "RCPT TO:<alice@localhost>\r\n",
+        "DATA\r\n",
+    ] {
+        let r = talk(&mut s, cmd.as_bytes());
+        assert!(r.starts_with('2') || r.starts_with('3'), "{cmd}: {r}");
+    }
+    let first = b"Subject: first\r\n\r\nkept\r\n";
+    let mut wire = first.to_vec();
+    wire.extend_from_slice(b".\r\n");
+    let r = talk(&mut s, &wire);
+    assert!(r.starts_with("250"), "{r}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Message 2 is cut off in the middle of DATA by a kill.
+    let (mut child, port) = start();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let _ = s.read(&mut buf).unwrap();
+    for cmd in [
+        "HELO c\r\n",
+        "MAIL FROM:<a@x.org>\r\n",
+        "RCPT TO:<alice@localhost>\r\n",
+        "DATA\r\n",
+    ] {
+        let _ = talk(&mut s, cmd.as_bytes());
+    }
+    s.write_all(b"Subject: second\r\n\r\nhalf of a mess")
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let new: Vec<_> = std::fs::read_dir(store.join("alice/new"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(new.len(), 1, "{new:?}");
+    let stored = std::fs::read(&new[0]).unwrap();
+    assert!(
+        stored.ends_with(first),
+        "{}",
+        String::from_utf8_lossy(&stored)
+    );
+    assert_eq!(
+        std::fs::read_dir(store.join("alice/tmp")).unwrap().count(),
+        0
+    );
+}

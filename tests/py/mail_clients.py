@@ -129,4 +129,40 @@ def errors():
     print("errors ok")
 
 
-{"roundtrip": roundtrip, "errors": errors}[mode]()
+def tls():
+    import ssl
+    ctx = ssl.create_default_context(cafile=sys.argv[4])
+    s = smtplib.SMTP(HOST, smtp_port, timeout=10)
+    s.ehlo("c")
+    assert s.has_extn("starttls") and not s.has_extn("auth")
+    # AUTH before STARTTLS where TLS is required: 538 (RFC 4954 §4).
+    assert s.docmd("AUTH", "PLAIN AGFsaWNlAGFsaWNlLXB3")[0] == 538
+    s.starttls(context=ctx)
+    s.ehlo("c")
+    assert s.has_extn("auth") and not s.has_extn("starttls")
+    try:
+        s.login("alice", "wrong")
+        raise AssertionError("wrong password accepted")
+    except smtplib.SMTPAuthenticationError as e:
+        assert e.smtp_code == 535
+    s.login("alice", "alice-pw")
+    # Authenticated: mail for another domain is accepted (queued, no relay).
+    assert s.sendmail("alice@localhost", ["bob@localhost", "x@elsewhere.example"], b"Subject: s\r\n\r\nsecret\r\n") == {}
+    s.quit()
+    p = poplib.POP3(HOST, pop3_port, timeout=10)
+    assert "STLS" in p.capa(), p.capa()
+    try:
+        p.user("bob")
+        raise AssertionError("USER accepted in the clear")
+    except poplib.error_proto:
+        pass
+    p.stls(context=ctx)
+    p.user("bob")
+    p.pass_("bob-pw")
+    lines = p.retr(1)[1]
+    assert lines[-1] == b"secret", lines
+    p.quit()
+    print("tls ok")
+
+
+{"roundtrip": roundtrip, "errors": errors, "tls": tls}[mode]()
