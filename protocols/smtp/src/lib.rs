@@ -12,7 +12,7 @@
 //!   end-of-data marker is found however the bytes are split) and
 //!   dot-stuffing, SASL PLAIN;
 //! - [`Server`]: the server machine for one connection;
-//! - `Client`: the client machine: EHLO with HELO fallback, STARTTLS,
+//! - [`Client`]: the client machine: EHLO with HELO fallback, STARTTLS,
 //!   AUTH, pipelined envelopes when offered, per-recipient results.
 //!
 //! The machines know nothing about password hashes or disks: the server
@@ -22,7 +22,7 @@
 //!
 //! ## The drain rule
 //! After every mutation — `handle_input`, `handle_timeout`, or a command
-//! such as [`Server::answer_message`]  — call
+//! such as [`Server::answer_message`] or [`Client::send_mail`]  — call
 //! `poll_output` until it returns `Output::Wait`.
 //!
 //! ## Promises
@@ -45,10 +45,14 @@
 
 extern crate alloc;
 
+pub mod client;
 pub mod codec;
 pub mod error;
 pub mod server;
 
+pub use client::{
+    Client, ClientConfig, ClientEvent, Envelope, Failure, RcptResult, SendResult, StartTls,
+};
 pub use codec::dot::Unstuffer;
 pub use codec::reply::Reply;
 pub use codec::sasl::Credentials;
