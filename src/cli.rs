@@ -122,6 +122,8 @@ enum Command {
     },
     /// A mail server: SMTP in, POP3 out, over one Maildir store.
     Mail(crate::mail::MailArgs),
+    /// Sends the message on stdin to an SMTP server.
+    Sendmail(crate::mail::sendmail::SendmailArgs),
 }
 
 /// The flags of `twill get`.
@@ -182,6 +184,9 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 
     }
     if let Command::Get(a) = cli.command {
         return get(a);
+    }
+    if let Command::Sendmail(a) = cli.command {
+        return crate::mail::sendmail::main(a);
     }
     match run(cli.command) {
         Ok(()) => 0,
@@ -252,6 +257,7 @@ fn run(cmd: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Mail(a) => crate::mail::run(a),
+        Command::Sendmail(_) => Err("twill sendmail is run by `main`".into()),
         Command::Web { serve: a, path } => {
             let running = start_web(a, &path)?;
             for a in running.local_addrs() {

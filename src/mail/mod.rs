@@ -5,8 +5,10 @@
 //! - [`service`]: the SMTP and POP3 services, hosted by every driver;
 //! - [`start_mail`]: both servers on the chosen driver, STARTTLS/STLS when
 //!   a certificate is given;
+//! - [`sendmail`]: `twill sendmail`.
 
 pub mod maildir;
+pub mod sendmail;
 pub mod service;
 
 use std::path::PathBuf;
