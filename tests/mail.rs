@@ -261,3 +261,72 @@ fn kill_in_data_and_after_250() {
         0
     );
 }
+
+/// The twill-smtp client delivers and the twill-pop3 client retrieves,
+/// both on the std driver's client `Conn`, against `twill mail` on each
+/// driver.
+#[test]
+fn our_clients_against_twill_mail() {
+    use twill_core::ClientEndpoint;
+    use twill_pop3::{Client as PopClient, ClientConfig as PopConfig, ClientEvent as PopEvent};
+    use twill_smtp::{Client, ClientConfig, ClientEvent, Envelope};
+    use twill_std::Conn;
+
+    let body = b"Subject: ours\r\n\r\n.dot\r\n\xc3\xa9t\xc3\xa9\r\n".to_vec();
+    for driver in DRIVERS {
+        let dir = temp(&format!("ours-{driver:?}"));
+        let s = start(driver, &dir);
+        let ep = |port: u16| -> ClientEndpoint { format!("tcp:127.0.0.1:{port}").parse().unwrap() };
+
+        let mut smtp = Client::new(ClientConfig::default());
+        for to in ["alice@localhost", "alice@localhost"] {
+            smtp.send_mail(Envelope {
+                from: "me@example.org".into(),
+                to: vec![to.into()],
+                data: body.clone().into(),
+            })
+            .unwrap();
+        }
+        smtp.quit();
+        let mut conn = Conn::connect(&ep(s.smtp.addr().port()), smtp).unwrap();
+        let mut delivered = 0;
+        while let Some(e) = conn.next_event().unwrap() {
+            match e {
+                ClientEvent::Sent(r) => {
+                    assert!(r.delivered(), "{r:?}");
+                    delivered += 1;
+                }
+                ClientEvent::Failed(f) => panic!("{f:?}"),
+                _ => {}
+            }
+        }
+        assert_eq!(delivered, 2);
+
+        let mut pop = PopClient::new(PopConfig {
+            user: "alice".into(),
+            password: b"alice-pw".to_vec(),
+            ..PopConfig::default()
+        });
+        pop.stat().unwrap();
+        pop.retr(1).unwrap();
+        pop.dele(1).unwrap();
+        pop.quit();
+        let mut conn = Conn::connect(&ep(s.pop3.addr().port()), pop).unwrap();
+        let mut got = Vec::new();
+        while let Some(e) = conn.next_event().unwrap() {
+            match e {
+                PopEvent::Response { response, .. } => got.push(response),
+                PopEvent::Failed(f) => panic!("{f:?}"),
+                _ => {}
+            }
+        }
+        assert_eq!(got.len(), 3, "{driver:?}");
+        assert_eq!(got[0].numbers().map(|n| n.0), Some(2));
+        assert!(got[1].body.as_ref().unwrap().ends_with(&body));
+        assert!(got[2].ok);
+        // One left after the UPDATE state.
+        let left = std::fs::read_dir(dir.0.join("alice/new")).unwrap().count();
+        assert_eq!(left, 1, "{driver:?}");
+        s.stop();
+    }
+}

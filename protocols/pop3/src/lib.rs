@@ -11,6 +11,9 @@
 //!   login and list the maildrop, to read a message, and to remove the
 //!   deleted ones — only in the UPDATE state after QUIT, so a dropped
 //!   connection loses nothing;
+//! - [`Client`]: the client machine: login (USER/PASS or APOP, STLS
+//!   first when offered), commands answered in order, multi-line
+//!   responses dot-unstuffed.
 //!
 //! Multi-line responses use the same dot framing as SMTP's DATA, so this
 //! crate uses `twill-smtp`'s stuffer and unstuffer.
@@ -38,10 +41,12 @@
 
 extern crate alloc;
 
+pub mod client;
 pub mod codec;
 pub mod error;
 pub mod server;
 
+pub use client::{Client, ClientConfig, ClientEvent, Failure, RequestId, Response};
 pub use codec::apop_digest;
 pub use error::{Error, Violation};
 pub use server::{LoginFailure, MessageInfo, Proof, Server, ServerConfig, ServerEvent};
