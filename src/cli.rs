@@ -129,6 +129,10 @@ enum Command {
     },
     /// An IRC server (one hub machine over every client).
     Irc(crate::irc::server::IrcArgs),
+    /// A mail server: SMTP in, POP3 out, over one Maildir store.
+    Mail(crate::mail::MailArgs),
+    /// Sends the message on stdin to an SMTP server.
+    Sendmail(crate::mail::sendmail::SendmailArgs),
 }
 
 /// The flags of `twill get`.
@@ -192,6 +196,9 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 
     }
     if let Command::Get(a) = cli.command {
         return get(a);
+    }
+    if let Command::Sendmail(a) = cli.command {
+        return crate::mail::sendmail::main(a);
     }
     match run(cli.command) {
         Ok(()) => 0,
@@ -262,6 +269,8 @@ fn run(cmd: Command) -> Result<(), String> {
             println!("{name} saved in {}", users.display());
             Ok(())
         }
+        Command::Mail(a) => crate::mail::run(a),
+        Command::Sendmail(_) => Err("twill sendmail is run by `main`".into()),
         Command::Irc(a) => crate::irc::server::run(a),
         Command::Web {
             serve: a,

@@ -40,3 +40,6 @@ pub mod users;
 pub mod web;
 pub use twill_websocket as websocket;
 pub mod ws;
+pub use twill_pop3 as pop3;
+pub use twill_smtp as smtp;
+pub mod mail;

@@ -966,7 +966,8 @@ pub fn parse_vector(name: &str, text: &str) -> Result<Vector, VectorError> {
         other => return Err(err(0, format!("unknown transport {other:?}"))),
     }
     match v.header("compare") {
-        None | Some("exact") | Some("prefix") => {}
+        // `message`: the protocol's runner compares parsed replies (README).
+        None | Some("exact") | Some("prefix") | Some("message") => {}
         Some(other) => return Err(err(0, format!("unknown compare mode {other:?}"))),
     }
     Ok(v)
