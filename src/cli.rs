@@ -110,6 +110,8 @@ enum Command {
         #[arg(long, default_value = ".")]
         out: PathBuf,
     },
+    /// An FTP server over a directory (RFC 959, EPSV, MLSD, REST …).
+    Ftp(crate::ftp::cli::FtpArgs),
 }
 
 /// The flags of `twill get`.
@@ -234,6 +236,7 @@ fn run(cmd: Command) -> Result<(), String> {
             println!("wrote {cert} and {key}");
             Ok(())
         }
+        Command::Ftp(a) => crate::ftp::cli::run(a),
         Command::Web { serve: a, path } => {
             let running = start_web(a, &path)?;
             for a in running.local_addrs() {

@@ -30,6 +30,7 @@ pub use twill_tls as tls;
 pub use twill_tokio as tokio_driver;
 
 pub mod cli;
+pub mod ftp;
 pub mod get;
 pub mod serve_tls;
 pub mod web;
