@@ -966,7 +966,7 @@ pub fn parse_vector(name: &str, text: &str) -> Result<Vector, VectorError> {
         other => return Err(err(0, format!("unknown transport {other:?}"))),
     }
     match v.header("compare") {
-        None | Some("exact") | Some("prefix") => {}
+        None | Some("exact") | Some("prefix") | Some("message") => {}
         Some(other) => return Err(err(0, format!("unknown compare mode {other:?}"))),
     }
     Ok(v)

@@ -158,12 +158,12 @@ impl Facts {
 }
 
 /// Parses an MLSx entry line (RFC 3659 §7.2: `*( fact ";" ) SP pathname`),
-/// without its line end; MLST's leading space is allowed.
+/// without its line end (and without the space that indents it in an
+/// MLST reply).
 ///
 /// # Errors
 /// No space before the name, a fact without `=`, or an empty name.
 pub fn parse_mlsx(line: &str) -> Result<Facts, ListError> {
-    let line = line.strip_prefix(' ').unwrap_or(line);
     let sp = line.find(' ').ok_or(ListError::BadFacts)?;
     let (facts, name) = (&line[..sp], &line[sp + 1..]);
     if name.is_empty() {
