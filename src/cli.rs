@@ -96,10 +96,17 @@ enum Command {
         /// The directory to serve; nothing outside it is ever served.
         #[arg(long, default_value = ".")]
         path: PathBuf,
+        /// Also serve a WebSocket echo endpoint at this request path
+        /// (e.g. /ws), permessage-deflate included.
+        #[arg(long, value_name = "PATH")]
+        websocket_echo: Option<String>,
     },
     /// Fetches a URL over HTTP/1.1 (http:// or https://), following
     /// redirects; the body goes to stdout or -o FILE.
     Get(GetArgs),
+    /// A WebSocket client (ws:// or wss://): each stdin line is sent as a
+    /// text message, every message received is printed.
+    Ws(crate::ws::client::WsArgs),
     /// Write a self-signed certificate and key (cert.pem, key.pem) to try
     /// `--listen ssl:PORT:privateKey=key.pem:certKey=cert.pem` at once.
     Cert {
@@ -109,6 +116,16 @@ enum Command {
         /// Where to write cert.pem and key.pem.
         #[arg(long, default_value = ".")]
         out: PathBuf,
+    },
+    /// Add a user to a users file (argon2 hashes; `twill mail`, `twill
+    /// ftp`), or change their password. The password is prompted for on a
+    /// terminal, else read from the first line of stdin.
+    Passwd {
+        /// The users file (created if missing).
+        #[arg(long, value_name = "FILE")]
+        users: PathBuf,
+        /// The user name.
+        name: String,
     },
     /// An FTP server over a directory (RFC 959, EPSV, MLSD, REST …).
     Ftp(crate::ftp::cli::FtpArgs),
@@ -132,10 +149,9 @@ pub struct GetArgs {
     /// Most redirects to follow.
     #[arg(long, default_value_t = crate::get::redirect::DEFAULT_MAX)]
     pub max_redirects: u32,
-    /// Verify https:// servers with the CA certificates in FILE (PEM)
-    /// instead of the bundled Mozilla roots.
-    #[arg(long, value_name = "FILE")]
-    pub cacert: Option<PathBuf>,
+    /// Which CAs verify https:// servers.
+    #[command(flatten)]
+    pub ca: crate::client_tls::CaArgs,
     /// Give up when the server sends nothing for this many seconds while
     /// a response is due.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
@@ -171,6 +187,9 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 
         eprintln!("twill: {e}");
         return EXIT_USAGE;
     }
+    if let Command::Ws(a) = cli.command {
+        return crate::ws::client::run(a);
+    }
     if let Command::Get(a) = cli.command {
         return get(a);
     }
@@ -192,7 +211,7 @@ fn get(a: GetArgs) -> i32 {
         head_only: a.head,
         headers: a.headers,
         max_redirects: a.max_redirects,
-        cacert: a.cacert,
+        ca: a.ca,
         timeout: Duration::from_secs(a.timeout.max(1)),
     };
     match crate::get::fetch::run(&f) {
@@ -231,13 +250,29 @@ fn run(cmd: Command) -> Result<(), String> {
         }
         Command::Chat(a) => serve(a, "tcp:7070", Mode::Hub, || (Chat::new(), LogEvents)),
         Command::Get(_) => Err("twill get is run by `main`".into()),
+        Command::Ws(_) => Err("twill ws is run by `main`".into()),
         Command::Cert { hostnames, out } => {
             let (cert, key) = crate::serve_tls::write_cert(hostnames, &out)?;
             println!("wrote {cert} and {key}");
             Ok(())
         }
+        Command::Passwd { users, name } => {
+            let pw = crate::users::read_password(&name)?;
+            crate::users::add_user(&users, &name, pw.as_bytes()).map_err(|e| e.to_string())?;
+            println!("{name} saved in {}", users.display());
+            Ok(())
+        }
         Command::Ftp(a) => crate::ftp::cli::run(a),
-        Command::Web { serve: a, path } => {
+        Command::Web {
+            serve: a,
+            path,
+            websocket_echo: Some(ws),
+        } => crate::ws::echo::run(a, &path, &ws),
+        Command::Web {
+            serve: a,
+            path,
+            websocket_echo: None,
+        } => {
             let running = start_web(a, &path)?;
             for a in running.local_addrs() {
                 tracing::info!("serving {} on {a}", path.display());

@@ -30,7 +30,11 @@ pub use twill_tls as tls;
 pub use twill_tokio as tokio_driver;
 
 pub mod cli;
+pub mod client_tls;
 pub mod ftp;
 pub mod get;
 pub mod serve_tls;
+pub mod users;
 pub mod web;
+pub use twill_websocket as websocket;
+pub mod ws;

@@ -85,3 +85,40 @@ fn ssl_endpoint_with_unreadable_key_is_a_one_line_error() {
     assert!(err.contains("cannot read k.pem"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn passwd_writes_a_hash_that_verifies() {
+    use std::io::Write;
+    let path = std::env::temp_dir().join(format!("twill-cli-users-{}", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_twill"))
+        .args([
+            "passwd",
+            "--users",
+            path.to_str().expect("utf-8 path"),
+            "alice",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn twill passwd");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"correct horse\n")
+        .expect("write password");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "twill passwd failed: {out:?}");
+    let text = std::fs::read_to_string(&path).expect("users file");
+    assert!(text.starts_with("alice:$argon2id$"), "{text}");
+    assert!(!text.contains("correct horse"));
+    let users = twill::users::Users::load(&path).expect("load");
+    assert!(users.verify("alice", b"correct horse"));
+    assert!(!users.verify("alice", b"correct horse\n"));
+    // A name that would break the line format is a usage error.
+    let (code, _, err) = twill(&["passwd", "--users", path.to_str().expect("path"), "a:b"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("user name"), "{err}");
+    let _ = std::fs::remove_file(&path);
+}

@@ -101,6 +101,34 @@ fn hostile_input_is_refused_while_another_session_works() {
     }
 }
 
+#[test]
+fn users_file_logins() {
+    let t = tree("users");
+    let file = t.dir.join("users");
+    twill::users::add_user(&file, "bob", b"hunter2").unwrap();
+    let verify = twill::ftp::cli::load_users(&file).unwrap();
+    let r = start_ftp(
+        args(Driver::Tokio, &["tcp:0:interface=127.0.0.1"]),
+        FtpOptions {
+            root: t.root.clone(),
+            verify: Some(verify),
+            anonymous: false,
+            passive_ports: Some((42_000, 42_010)),
+        },
+    )
+    .expect("start");
+    run_python(
+        "ftp_clients.py",
+        &[
+            "login",
+            &port(&r),
+            t.root.to_str().unwrap(),
+            "bob",
+            "hunter2",
+        ],
+    );
+}
+
 /// Runs curl; returns stdout.
 fn curl(args: &[&str]) -> Vec<u8> {
     let out = Command::new("curl")

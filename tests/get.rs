@@ -219,7 +219,7 @@ fn https_against_twill_web() {
     let port = running.local_addrs()[0].socket_addr().unwrap().port();
     let ca = cert.to_str().unwrap();
     let url = |p: &str| format!("https://localhost:{port}{p}");
-    let o = twill_get(&["--cacert", ca, &url("/big.bin")]);
+    let o = twill_get(&["--ca", ca, &url("/big.bin")]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
         o.stdout == s.big,
@@ -227,7 +227,7 @@ fn https_against_twill_web() {
         o.stdout.len()
     );
     // The directory redirect stays on https.
-    let o = twill_get(&["--cacert", ca, &url("/sub")]);
+    let o = twill_get(&["--ca", ca, &url("/sub")]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("inner.txt"));
     // Not trusted (the bundled roots), or the wrong name: one line, exit 1.

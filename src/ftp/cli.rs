@@ -2,6 +2,7 @@
 //! [--passive-ports A-B]`: the flags and the start-up.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -9,6 +10,7 @@ use twill_driver::{Mode, Running};
 
 use super::service::{Ftp, Verifier};
 use crate::cli::{start, ServeArgs};
+use crate::users::Users;
 use twill_ftp::{Server, ServerConfig};
 
 /// The default endpoint of `twill ftp`.
@@ -70,7 +72,7 @@ pub fn start_ftp(mut args: ServeArgs, opts: FtpOptions) -> Result<Running<Server
         .any(|e| matches!(e, twill_core::ServerEndpoint::Tcp { tls: Some(_), .. }));
     let verify: Verifier = opts
         .verify
-        .unwrap_or_else(|| std::sync::Arc::new(|_: &str, _: &[u8]| false));
+        .unwrap_or_else(|| Arc::new(|_: &str, _: &[u8]| false));
     let ftp = Ftp::new(&opts.root, verify, file_payloads)?;
     let cfg = ServerConfig {
         anonymous: opts.anonymous,
@@ -110,7 +112,11 @@ pub fn run(a: FtpArgs) -> Result<(), String> {
     running.wait().map_err(|e| format!("server failed: {e}"))
 }
 
-fn load_users(path: &std::path::Path) -> Result<Verifier, String> {
-    let _ = path;
-    Err("--users needs the shared users file support (src/users.rs)".into())
+/// Loads the users file once; each check runs `Users::verify` (argon2)
+/// on the pool.
+pub fn load_users(path: &std::path::Path) -> Result<Verifier, String> {
+    let users = Arc::new(Users::load(path).map_err(|e| e.to_string())?);
+    Ok(Arc::new(move |name: &str, pw: &[u8]| {
+        users.verify(name, pw)
+    }))
 }

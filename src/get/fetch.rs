@@ -11,7 +11,7 @@ use std::time::Duration;
 use twill_core::{ClientEndpoint, ConnId};
 use twill_http::{BodyKind, Client, ClientConfig, ClientEvent};
 use twill_std::Conn;
-use twill_tls::{ClientSetup, Tls, TlsContext, TlsEvent};
+use twill_tls::{Tls, TlsContext, TlsEvent};
 
 use super::progress::Bar;
 use super::redirect::Redirects;
@@ -34,9 +34,8 @@ pub struct Fetch {
     pub headers: Vec<(String, String)>,
     /// Most redirects to follow.
     pub max_redirects: u32,
-    /// Verify `https://` servers with the CA certificates in this PEM file
-    /// instead of the bundled Mozilla roots.
-    pub cacert: Option<PathBuf>,
+    /// Which CAs verify `https://` servers.
+    pub ca: crate::client_tls::CaArgs,
     /// Fail when the server sends nothing for this long while a response
     /// is due (the client machine's response timeout).
     pub timeout: Duration,
@@ -158,7 +157,7 @@ pub fn run(f: &Fetch) -> Result<(), GetError> {
     let mut redirects = Redirects::new(f.max_redirects);
     let mut tls: Option<TlsContext> = None;
     loop {
-        let mut conn = connect(&url, f.cacert.as_deref(), f.timeout, &mut tls)?;
+        let mut conn = connect(&url, &f.ca, f.timeout, &mut tls)?;
         let mut headers: Vec<(&str, &str)> = Vec::new();
         let host = url.host_header();
         if !f
@@ -234,7 +233,7 @@ pub fn run(f: &Fetch) -> Result<(), GetError> {
 
 fn connect(
     url: &Url,
-    cacert: Option<&Path>,
+    ca: &crate::client_tls::CaArgs,
     response_timeout: Duration,
     tls: &mut Option<TlsContext>,
 ) -> Result<Transport, GetError> {
@@ -252,18 +251,7 @@ fn connect(
     });
     let r = if url.tls {
         if tls.is_none() {
-            let setup = match cacert {
-                Some(p) => {
-                    let pem = std::fs::read(p)
-                        .map_err(|e| GetError::usage(format!("--cacert {}: {e}", p.display())))?;
-                    ClientSetup::from_ca_pem(&pem)
-                        .map_err(|e| GetError::usage(format!("--cacert {}: {e}", p.display())))?
-                }
-                None => ClientSetup::platform_roots(),
-            };
-            let ctx = TlsContext::new()
-                .with_client(&setup)
-                .map_err(|e| GetError::usage(format!("TLS setup: {e}")))?;
+            let ctx = ca.context(&[]).map_err(GetError::usage)?;
             *tls = Some(ctx);
         }
         match tls.as_ref() {

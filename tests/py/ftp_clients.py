@@ -245,5 +245,16 @@ def hostile_steps():
     h.close()
 
 
-{"session": session, "anonymous": anonymous, "hostile": hostile}[MODE]()
+def login():
+    # argv: login PORT ROOT USER PASSWORD; a wrong password must fail.
+    user, password = sys.argv[4], sys.argv[5]
+    f = connect(user, password)
+    assert retr(f, "hello.txt") == b"hello world\n"
+    f.quit()
+    g = connect(user=None)
+    expect_error("530", g.login, user, password + "x")
+    g.close()
+
+
+{"session": session, "anonymous": anonymous, "hostile": hostile, "login": login}[MODE]()
 print("ok")

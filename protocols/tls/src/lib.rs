@@ -82,6 +82,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod demo;
 pub mod layer;
 pub mod service;
 

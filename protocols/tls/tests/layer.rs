@@ -8,6 +8,7 @@ use twill_core::testing::{Pair, Sim};
 use twill_core::{
     Close, ConnId, Duration, Input, Machine, Now, Open, OpenError, OutQueue, Output, Role, TlsInfo,
 };
+use twill_tls::demo::{StartTlsEcho, StartTlsEvent};
 use twill_tls::{ClientSetup, Failure, ServerSetup, Tls, TlsContext, TlsEvent};
 
 struct Cert {
@@ -524,76 +525,6 @@ fn starttls_without_a_config_is_unsupported() {
 
 // --- STARTTLS with a small line protocol -----------------------------------
 
-/// "STARTTLS\n" → "OK\n" → StartTls; after `Secured`, each line comes back
-/// as "SECURE <line>\n". The server takes bytes only up to the end of its
-/// command, as the layer's injection defence expects.
-#[derive(Default)]
-struct LineServer {
-    out: OutQueue<String>,
-    line: Vec<u8>,
-    secure: bool,
-    waiting: bool,
-}
-
-impl Machine for LineServer {
-    type Event = String;
-    type Error = std::convert::Infallible;
-    fn handle_input(&mut self, _: Now, input: Input<'_>) -> Result<usize, Self::Error> {
-        match input {
-            Input::Data { conn, bytes } => {
-                if self.waiting {
-                    return Ok(0);
-                }
-                for (i, &b) in bytes.iter().enumerate() {
-                    if b != b'\n' {
-                        self.line.push(b);
-                        continue;
-                    }
-                    let line =
-                        String::from_utf8_lossy(&std::mem::take(&mut self.line)).into_owned();
-                    if self.secure {
-                        self.out
-                            .transmit(conn, Bytes::from(format!("SECURE {line}\n")));
-                    } else if line == "STARTTLS" {
-                        self.out.transmit(conn, Bytes::from_static(b"OK\n"));
-                        self.out.push(Output::Open {
-                            conn,
-                            how: Open::StartTls {
-                                role: Role::Server,
-                                server_name: None,
-                                resume_from: None,
-                            },
-                        });
-                        self.waiting = true;
-                        return Ok(i + 1);
-                    } else {
-                        self.out
-                            .transmit(conn, Bytes::from(format!("PLAIN {line}\n")));
-                    }
-                }
-                Ok(bytes.len())
-            }
-            Input::Secured { .. } => {
-                // State learned before TLS is forgotten.
-                self.line.clear();
-                self.secure = true;
-                self.waiting = false;
-                self.out.event("secured".into());
-                Ok(0)
-            }
-            Input::OpenFailed { error, .. } => {
-                self.out.event(format!("starttls failed: {error}"));
-                Ok(0)
-            }
-            _ => Ok(0),
-        }
-    }
-    fn handle_timeout(&mut self, _: Now) {}
-    fn poll_output(&mut self) -> Output<String> {
-        self.out.pop_or_wait(None)
-    }
-}
-
 /// Sends "STARTTLS\n", waits for "OK\n", starts TLS, sends "hello\n".
 #[derive(Default)]
 struct LineClient {
@@ -644,6 +575,20 @@ impl Machine for LineClient {
     }
 }
 
+/// The demo server's events, as the client's strings.
+fn demo(events: &[TlsEvent<StartTlsEvent>]) -> Vec<String> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            TlsEvent::Inner(StartTlsEvent::Secured(_)) => Some("secured".to_string()),
+            TlsEvent::Inner(StartTlsEvent::Failed(_, why)) => {
+                Some(format!("starttls failed: {why}"))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 fn strings(events: &[TlsEvent<String>]) -> Vec<String> {
     events
         .iter()
@@ -658,10 +603,10 @@ fn strings(events: &[TlsEvent<String>]) -> Vec<String> {
 fn starttls_upgrades_a_line_protocol() {
     let c = cert("localhost");
     let client = Tls::new(LineClient::default(), &client_ctx(&[&c]));
-    let server = Tls::new(LineServer::default(), &server_ctx(&c));
+    let server = Tls::new(StartTlsEcho::new(), &server_ctx(&c));
     let mut p = Pair::new(client, server);
     let (cc, sc) = p.connect();
-    assert_eq!(strings(&p.server.events), vec!["secured"]);
+    assert_eq!(demo(&p.server.events), vec!["secured"]);
     assert_eq!(strings(&p.client.events), vec!["secured", "SECURE hello\n"]);
     assert!(p.client.machine.is_secured(cc) && p.server.machine.is_secured(sc));
     // Only the command and the go-ahead crossed in the clear.
@@ -672,7 +617,7 @@ fn starttls_upgrades_a_line_protocol() {
 #[test]
 fn starttls_rejects_plaintext_pipelined_after_the_command() {
     let c = cert("localhost");
-    let mut s = Sim::new(Tls::new(LineServer::default(), &server_ctx(&c)));
+    let mut s = Sim::new(Tls::new(StartTlsEcho::new(), &server_ctx(&c)));
     let conn = ConnId(1);
     s.accept(conn);
     s.data(conn, b"STARTTLS\nMAIL FROM:<evil@example>\n");
@@ -682,7 +627,7 @@ fn starttls_rejects_plaintext_pipelined_after_the_command() {
         vec![(conn, Failure::PlaintextAfterStartTls { bytes: 25 })]
     );
     assert!(s.closes.contains(&(conn, Close::Abort)));
-    let st = strings(&s.events);
+    let st = demo(&s.events);
     assert_eq!(st.len(), 1);
     assert!(st[0].starts_with("starttls failed: TLS:"), "{st:?}");
     assert!(!s.machine.is_secured(conn));
@@ -691,7 +636,7 @@ fn starttls_rejects_plaintext_pipelined_after_the_command() {
 #[test]
 fn starttls_plaintext_after_the_go_ahead_is_a_tls_error() {
     let c = cert("localhost");
-    let mut s = Sim::new(Tls::new(LineServer::default(), &server_ctx(&c)));
+    let mut s = Sim::new(Tls::new(StartTlsEcho::new(), &server_ctx(&c)));
     let conn = ConnId(1);
     s.accept(conn);
     s.data(conn, b"STARTTLS\n");
@@ -702,8 +647,8 @@ fn starttls_plaintext_after_the_go_ahead_is_a_tls_error() {
         matches!(f[..], [(c, Failure::Tls(_))] if c == conn),
         "{f:?}"
     );
-    let st = strings(&s.events);
-    assert!(st.iter().all(|l| !l.contains("SECURE")), "{st:?}");
+    let st = demo(&s.events);
+    assert!(!s.sent_text(conn).contains("SECURE"));
     assert!(st[0].starts_with("starttls failed"), "{st:?}");
     // An alert followed the go-ahead, then the close.
     assert_eq!(s.sent[&conn][3], 0x15);
@@ -839,4 +784,16 @@ fn sent_reports_plaintext_once_its_ciphertext_is_flushed() {
     // The second record at once.
     p.client.ack(cc);
     assert_eq!(sent(&p)[before..], [4, 8]);
+}
+
+#[test]
+fn demo_line_protocol_bounds_its_lines() {
+    // No TLS configured: the demo runs in the clear.
+    let mut s = Sim::new(Tls::new(StartTlsEcho::new(), &TlsContext::new()));
+    let conn = ConnId(1);
+    s.accept(conn);
+    s.data(conn, b"short\r\n");
+    s.data(conn, &[b'x'; twill_tls::demo::MAX_LINE + 1]);
+    assert_eq!(s.sent_text(conn), "PLAIN short\nERR line too long\n");
+    assert!(s.closes.contains(&(conn, Close::Graceful)));
 }
