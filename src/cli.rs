@@ -133,6 +133,8 @@ enum Command {
     Mail(crate::mail::MailArgs),
     /// Sends the message on stdin to an SMTP server.
     Sendmail(crate::mail::sendmail::SendmailArgs),
+    /// An FTP server over a directory (RFC 959, EPSV, MLSD, REST …).
+    Ftp(crate::ftp::cli::FtpArgs),
 }
 
 /// The flags of `twill get`.
@@ -272,6 +274,7 @@ fn run(cmd: Command) -> Result<(), String> {
         Command::Mail(a) => crate::mail::run(a),
         Command::Sendmail(_) => Err("twill sendmail is run by `main`".into()),
         Command::Irc(a) => crate::irc::server::run(a),
+        Command::Ftp(a) => crate::ftp::cli::run(a),
         Command::Web {
             serve: a,
             path,

@@ -33,6 +33,7 @@ pub use twill_tokio as tokio_driver;
 
 pub mod cli;
 pub mod client_tls;
+pub mod ftp;
 pub mod get;
 pub mod irc;
 pub mod serve_tls;
