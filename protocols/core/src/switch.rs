@@ -60,6 +60,8 @@ struct Second<B> {
     deadline: Option<Instant>,
     /// The driver said `Closed`: dropped once drained.
     closed: bool,
+    /// An EOF (its `clean`) to deliver once the leftover is taken.
+    eof: Option<bool>,
 }
 
 /// Runs `A` until `F` recognises one of its events as a hand-over, then runs
@@ -75,6 +77,10 @@ pub struct Switch<A: Machine, B: Machine, F> {
     /// Outputs produced while processing a hand-over, emitted first.
     queue: alloc::collections::VecDeque<Output<SwitchEvent<A::Event, B::Event>>>,
     error: Option<B::Error>,
+    /// Connections whose EOF the first machine saw (with `clean`): a peer
+    /// may half-close right after asking to switch, and the second
+    /// machine must still hear of it, after the leftover.
+    eofs: Vec<(ConnId, bool)>,
 }
 
 impl<A, B, F> Switch<A, B, F>
@@ -95,6 +101,7 @@ where
             now: Now::default(),
             queue: Default::default(),
             error: None,
+            eofs: Vec::new(),
         }
     }
 
@@ -120,6 +127,15 @@ where
         let s = &mut self.seconds[i];
         s.drained = false;
         if s.pending.is_empty() {
+            if let Some(clean) = s.eof.take() {
+                s.machine.handle_input(
+                    self.now,
+                    Input::Eof {
+                        conn: s.conn,
+                        clean,
+                    },
+                )?;
+            }
             return Ok(true);
         }
         let taken = s.machine.handle_input(
@@ -130,11 +146,28 @@ where
             },
         )?;
         let _ = s.pending.split_to(taken.min(s.pending.len()));
-        Ok(s.pending.is_empty())
+        if !s.pending.is_empty() {
+            return Ok(false);
+        }
+        if let Some(clean) = s.eof.take() {
+            s.machine.handle_input(
+                self.now,
+                Input::Eof {
+                    conn: s.conn,
+                    clean,
+                },
+            )?;
+        }
+        Ok(true)
     }
 
     fn hand_over(&mut self, h: Handover<B>) {
         let conn = h.conn;
+        let eof = self
+            .eofs
+            .iter()
+            .position(|(c, _)| *c == conn)
+            .map(|k| self.eofs.swap_remove(k).1);
         self.seconds.push(Second {
             conn,
             machine: h.next,
@@ -142,6 +175,7 @@ where
             drained: false,
             deadline: None,
             closed: false,
+            eof,
         });
         self.queue
             .push_back(Output::Event(SwitchEvent::Switched { conn }));
@@ -173,10 +207,18 @@ where
         let conn = input.conn();
         match self.index(conn) {
             Some(i) => {
-                if !self.seconds[i].pending.is_empty() && matches!(input, Input::Data { .. }) {
-                    // Still working through the leftover: the driver keeps
-                    // these bytes until we emit Resume.
-                    return Ok(0);
+                if !self.seconds[i].pending.is_empty() {
+                    match input {
+                        // Still working through the leftover: the driver
+                        // keeps these bytes until we emit Resume.
+                        Input::Data { .. } => return Ok(0),
+                        // Never ahead of the leftover.
+                        Input::Eof { clean, .. } => {
+                            self.seconds[i].eof = Some(clean);
+                            return Ok(0);
+                        }
+                        _ => {}
+                    }
                 }
                 let s = &mut self.seconds[i];
                 s.drained = false;
@@ -186,6 +228,11 @@ where
                     .map_err(SwitchError::Second)
             }
             None => {
+                match input {
+                    Input::Eof { clean, .. } => self.eofs.push((conn, clean)),
+                    Input::Closed { .. } => self.eofs.retain(|(c, _)| *c != conn),
+                    _ => {}
+                }
                 self.first_drained = false;
                 self.first
                     .handle_input(now, input)

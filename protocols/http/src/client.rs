@@ -61,6 +61,10 @@ pub struct ClientConfig {
     /// nothing for this long fails with
     /// [`ProtocolError::ResponseTimeout`] and closes. Default: none.
     pub response_timeout: Option<Duration>,
+    /// How long a request sent with `Expect: 100-continue` holds its body
+    /// back waiting for `100 Continue` before sending it anyway (RFC 9110
+    /// §10.1.1: servers may not know the expectation). Default 1 s.
+    pub continue_timeout: Duration,
 }
 
 impl Default for ClientConfig {
@@ -74,6 +78,7 @@ impl Default for ClientConfig {
             budget: OutputBudget::default(),
             user_agent: Some("twill"),
             response_timeout: None,
+            continue_timeout: Duration::from_secs(1),
         }
     }
 }
@@ -205,6 +210,23 @@ struct Req {
     writable_owed: bool,
     /// The final response has arrived (its body may still be coming).
     answered: bool,
+    /// `Expect: 100-continue` sent and neither `100 Continue`, a final
+    /// response nor the continue timeout seen yet: body output is held.
+    awaiting_continue: Option<Wait>,
+    /// Body output held while awaiting `100 Continue`.
+    held: Vec<Payload>,
+    /// A final response came before the body was sent: the body is
+    /// dropped (and the connection closes after the response).
+    body_refused: bool,
+}
+
+/// Since when a request has awaited `100 Continue`.
+#[derive(Debug, Clone, Copy)]
+struct Wait {
+    since: Instant,
+    /// `since` is the last input's time, possibly old: restamped by the
+    /// next input or timer, so the wait never ends early.
+    stale: bool,
 }
 
 #[derive(Debug)]
@@ -386,6 +408,7 @@ impl Client {
         let mut has_ua = false;
         let mut close = false;
         let mut upgrade = method == "CONNECT";
+        let mut expect_continue = false;
         for (n, v) in headers {
             check_name(n)?;
             check_value(v.as_bytes())?;
@@ -397,6 +420,8 @@ impl Client {
             }
             has_host |= n.eq_ignore_ascii_case("host");
             has_ua |= n.eq_ignore_ascii_case("user-agent");
+            expect_continue |=
+                n.eq_ignore_ascii_case("expect") && v.trim().eq_ignore_ascii_case("100-continue");
             upgrade |= n.eq_ignore_ascii_case("upgrade");
             close |= n.eq_ignore_ascii_case("connection")
                 && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"));
@@ -459,6 +484,12 @@ impl Client {
             },
             writable_owed: false,
             answered: false,
+            awaiting_continue: (expect_continue && !body.is_empty()).then_some(Wait {
+                since: self.now.mono,
+                stale: true,
+            }),
+            held: Vec::new(),
+            body_refused: false,
         });
         Self::emit(&mut self.out, conn, c, Payload::Bytes(bytes));
         Ok(RequestId::new(conn, seq))
@@ -484,6 +515,9 @@ impl Client {
     pub fn send_body(&mut self, id: RequestId, data: Bytes) -> Result<(), Error> {
         let (c, i) = Self::req_mut_of(&mut self.conns, id)?;
         let r = &mut c.inflight[i];
+        if r.body_refused {
+            return Ok(());
+        }
         let Send::Body { kind, remaining } = &mut r.send else {
             return Err(Error::State("no request body is being sent"));
         };
@@ -508,6 +542,10 @@ impl Client {
             }
             _ => return Ok(()),
         }
+        if c.inflight[i].awaiting_continue.is_some() {
+            c.inflight[i].held.extend(ps);
+            return Ok(());
+        }
         let full = {
             for p in ps {
                 Self::emit(&mut self.out, id.conn(), c, p);
@@ -518,6 +556,21 @@ impl Client {
             c.inflight[i].writable_owed = true;
         }
         Ok(())
+    }
+
+    /// Ends the wait for `100 Continue` of the `i`th request of `c`: its
+    /// held body goes out.
+    fn release(out: &mut OutQueue<ClientEvent>, conn: ConnId, c: &mut Conn, i: usize) {
+        let Some(r) = c.inflight.get_mut(i) else {
+            return;
+        };
+        if r.awaiting_continue.take().is_none() {
+            return;
+        }
+        let held = core::mem::take(&mut r.held);
+        for p in held {
+            Self::emit(out, conn, c, p);
+        }
     }
 
     fn req_mut_of(
@@ -542,6 +595,9 @@ impl Client {
     /// Unknown request, no body being sent, fewer bytes than announced.
     pub fn finish(&mut self, id: RequestId, trailers: &[(&str, &str)]) -> Result<(), Error> {
         let (c, i) = Self::req_mut_of(&mut self.conns, id)?;
+        if c.inflight[i].body_refused {
+            return Ok(());
+        }
         let Send::Body { kind, remaining } = c.inflight[i].send else {
             return Err(Error::State("no request body is being sent"));
         };
@@ -549,8 +605,12 @@ impl Client {
             BodyKind::Length(_) if remaining > 0 => return Err(Error::BodyTooShort),
             BodyKind::Chunked => {
                 chunked::write_last_chunk(&mut self.out.buf, trailers)?;
-                let b = self.out.buf.split().freeze();
-                Self::emit(&mut self.out, id.conn(), c, Payload::Bytes(b));
+                let b = Payload::Bytes(self.out.buf.split().freeze());
+                if c.inflight[i].awaiting_continue.is_some() {
+                    c.inflight[i].held.push(b);
+                } else {
+                    Self::emit(&mut self.out, id.conn(), c, b);
+                }
             }
             _ => {}
         }
@@ -655,6 +715,9 @@ impl Client {
                         if status == 101 {
                             return self.violation(conn, ProtocolError::UnexpectedResponse);
                         }
+                        if status == 100 {
+                            Self::release(&mut self.out, conn, c, 0);
+                        }
                         self.out.event(ClientEvent::Informational { id, head });
                         continue;
                     }
@@ -663,6 +726,15 @@ impl Client {
                         Err(e) => return self.violation(conn, e),
                     };
                     front.answered = true;
+                    if front.awaiting_continue.take().is_some() {
+                        // Answered without the body: never send it now,
+                        // and never reuse a connection whose request the
+                        // server may still think unfinished.
+                        front.held.clear();
+                        front.body_refused = true;
+                        front.send = Send::Done;
+                        c.keep_alive = false;
+                    }
                     if !(front.keep_alive && wants_keep_alive(head.version(), head.headers()))
                         || body == BodyKind::CloseDelimited
                     {
@@ -854,6 +926,27 @@ impl Machine for Client {
 
     fn handle_timeout(&mut self, now: Now) {
         self.now = now;
+        let wait = self.cfg.continue_timeout;
+        let mut due = Vec::new();
+        for (&conn, c) in self.conns.iter_mut() {
+            for (i, r) in c.inflight.iter_mut().enumerate() {
+                match &mut r.awaiting_continue {
+                    Some(w) if w.stale => {
+                        *w = Wait {
+                            since: now.mono,
+                            stale: false,
+                        }
+                    }
+                    Some(w) if w.since + wait <= now.mono => due.push((conn, i)),
+                    _ => {}
+                }
+            }
+        }
+        for (conn, i) in due {
+            if let Some(c) = self.conns.get_mut(&conn) {
+                Self::release(&mut self.out, conn, c, i);
+            }
+        }
         let late: Vec<ConnId> = self
             .conns
             .iter()
@@ -872,10 +965,18 @@ impl Machine for Client {
     }
 
     fn poll_output(&mut self) -> Output<ClientEvent> {
+        let wait = self.cfg.continue_timeout;
+        let continues = self.conns.values().flat_map(|c| {
+            c.inflight.iter().filter_map(move |r| {
+                r.awaiting_continue
+                    .map(|w| if w.stale { w.since } else { w.since + wait })
+            })
+        });
         let deadline = self
             .conns
             .values()
             .filter_map(|c| self.response_deadline(c))
+            .chain(continues)
             .min();
         self.out.pop_or_wait(deadline)
     }

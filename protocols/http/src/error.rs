@@ -97,6 +97,10 @@ pub enum ProtocolError {
     /// The head did not arrive within the header timeout (408).
     #[error("head not received within the header timeout")]
     HeaderTimeout,
+    /// No byte of a request body arrived within the body timeout (408 if
+    /// nothing of the response was sent yet).
+    #[error("request body stalled beyond the body timeout")]
+    BodyTimeout,
     /// The response does not belong to any request (a server that speaks
     /// first, or more responses than requests).
     #[error("unexpected response")]
@@ -116,7 +120,7 @@ impl ProtocolError {
             ProtocolError::UnsupportedVersion => 505,
             ProtocolError::UnknownTransferCoding => 501,
             ProtocolError::BodyTooLarge => 413,
-            ProtocolError::HeaderTimeout => 408,
+            ProtocolError::HeaderTimeout | ProtocolError::BodyTimeout => 408,
             ProtocolError::ResponseTimeout => 504,
             _ => 400,
         }
@@ -152,6 +156,7 @@ impl ProtocolError {
             ProtocolError::BadTrailers => "bad-trailers",
             ProtocolError::Truncated => "truncated",
             ProtocolError::HeaderTimeout => "header-timeout",
+            ProtocolError::BodyTimeout => "body-timeout",
             ProtocolError::UnexpectedResponse => "unexpected-response",
             ProtocolError::ResponseTimeout => "response-timeout",
         }

@@ -14,7 +14,7 @@
 //! | `Sent` | output accounting; [`ServerEvent::Writable`] for a streaming response that waited |
 //! | `Eof` | requests already received are answered, then the connection closes; an EOF inside a message is a `Truncated` violation |
 //! | `Closed` | [`ServerEvent::Closed`]; the connection's requests are forgotten |
-//! | timeout | a partial head older than [`ServerConfig::header_timeout`] gets 408 and a (lingering) close; a connection with nothing to do for [`ServerConfig::idle_timeout`] closes ([`ServerEvent::IdleTimeout`]) |
+//! | timeout | a partial head older than [`ServerConfig::header_timeout`] gets 408 and a (lingering) close; a request body stalled for [`ServerConfig::body_timeout`] gets 408 (or a close once its response has begun); a connection with nothing to do for [`ServerConfig::idle_timeout`] closes ([`ServerEvent::IdleTimeout`]) |
 //!
 //! ## Commands (answering a request)
 //!
@@ -103,6 +103,10 @@ pub struct ServerConfig {
     /// A connection with no request in progress closes after this long.
     /// Default 60 s.
     pub idle_timeout: Duration,
+    /// A request body with no byte for this long (while the application
+    /// is not pausing it) gets 408, or a close if its response has begun.
+    /// Default 60 s.
+    pub body_timeout: Duration,
     /// Unflushed output per connection: streamed bodies wait above `high`
     /// ([`Server::is_writable`]) and reading pauses.
     pub budget: OutputBudget,
@@ -132,6 +136,7 @@ impl Default for ServerConfig {
             max_pipelined: 16,
             header_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(60),
             budget: OutputBudget::default(),
             date: true,
             server_name: None,
@@ -314,6 +319,8 @@ struct Conn {
     /// `Close` emitted.
     closing: bool,
     head_since: Option<Instant>,
+    /// When the body being read last made progress (or began).
+    body_since: Instant,
     idle_since: Instant,
     /// The timers above start afresh at the next input or timeout.
     restamp: bool,
@@ -328,6 +335,7 @@ impl Conn {
         if self.restamp {
             self.restamp = false;
             self.idle_since = now;
+            self.body_since = now;
             if self.head_since.is_some() {
                 self.head_since = Some(now);
             }
@@ -893,6 +901,9 @@ impl Server {
             .ok_or(Error::UnknownRequest(id))?;
         if c.paused_body {
             c.paused_body = false;
+            // The body timeout starts afresh from the resume, whose time
+            // the next input or timeout tells.
+            c.restamp = true;
             self.wake(id.conn);
         }
         Ok(())
@@ -1412,7 +1423,25 @@ impl Server {
         if c.linger.is_some() {
             return c.linger;
         }
-        if c.closing || !c.inflight.is_empty() {
+        if c.closing {
+            return None;
+        }
+        // A client told to wait for 100 Continue is not stalling: we are.
+        let awaiting_continue = c
+            .inflight
+            .back()
+            .is_some_and(|r| r.expect_continue && !r.continue_sent);
+        if matches!(c.read, Read::Body { .. } | Read::Chunked { .. })
+            && !c.paused_body
+            && !awaiting_continue
+        {
+            return Some(if c.restamp {
+                now
+            } else {
+                c.body_since + cfg.body_timeout
+            });
+        }
+        if !c.inflight.is_empty() {
             return None;
         }
         if c.restamp {
@@ -1474,6 +1503,7 @@ impl Machine for Server {
                         eof: false,
                         closing: false,
                         head_since: None,
+                        body_since: now.mono,
                         idle_since: now.mono,
                         restamp: false,
                         timer: None,
@@ -1493,6 +1523,7 @@ impl Machine for Server {
                     c.held = true;
                     return Ok(0);
                 }
+                c.body_since = now.mono;
                 c.buf.extend_from_slice(bytes);
                 self.process(conn);
                 return Ok(bytes.len());
@@ -1588,8 +1619,11 @@ impl Machine for Server {
                 continue;
             }
             let in_head = c.head_since.is_some();
+            let in_body = matches!(c.read, Read::Body { .. } | Read::Chunked { .. });
             if Self::deadline_of(&self.cfg, self.now.mono, c).is_some_and(|d| d <= now.mono) {
-                if in_head {
+                if in_body {
+                    self.violation(conn, ProtocolError::BodyTimeout, true);
+                } else if in_head {
                     self.violation(conn, ProtocolError::HeaderTimeout, false);
                 } else {
                     self.out.event(ServerEvent::IdleTimeout { conn });

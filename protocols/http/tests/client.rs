@@ -443,3 +443,59 @@ fn response_timeout_fails_a_silent_server_but_not_a_slow_one() {
         .any(|e| matches!(e, ClientEvent::Aborted { id: i } if *i == id)));
     assert_eq!(p.client.closes.len(), 1);
 }
+
+// --- Expect: 100-continue ---------------------------------------------------
+
+fn expecting() -> (Sim<Client>, ConnId, RequestId) {
+    let mut s: Sim<Client> = Sim::new(Client::default());
+    let c = ConnId(1);
+    s.opened(c);
+    let id = s
+        .machine
+        .request(
+            c,
+            "PUT",
+            "/up",
+            &[("Expect", "100-continue")],
+            BodyKind::Length(5),
+        )
+        .unwrap();
+    s.machine
+        .send_body(id, Bytes::from_static(b"hello"))
+        .unwrap();
+    s.machine.finish(id, &[]).unwrap();
+    s.drain();
+    (s, c, id)
+}
+
+#[test]
+fn body_waits_for_100_continue() {
+    let (mut s, c, _) = expecting();
+    let t = s.sent_text(c);
+    assert!(t.ends_with("\r\n\r\n") && !t.contains("hello"), "{t}");
+    s.data(c, b"HTTP/1.1 100 Continue\r\n\r\n");
+    assert!(s.sent_text(c).ends_with("\r\n\r\nhello"));
+}
+
+#[test]
+fn body_goes_anyway_after_the_continue_timeout() {
+    let (mut s, c, _) = expecting();
+    s.advance(twill_core::Duration::from_millis(900));
+    assert!(!s.sent_text(c).contains("hello"), "not before the timeout");
+    s.advance(twill_core::Duration::from_millis(200));
+    assert!(s.sent_text(c).ends_with("hello"));
+}
+
+#[test]
+fn final_response_before_100_drops_the_body_and_the_connection() {
+    let (mut s, c, id) = expecting();
+    s.data(
+        c,
+        b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n\r\n",
+    );
+    assert_eq!(status_of(&s.events, id), Some(417));
+    s.advance(twill_core::Duration::from_secs(5));
+    assert!(!s.sent_text(c).contains("hello"), "the body is never sent");
+    assert!(!s.machine.is_idle(c), "not reused");
+    assert!(s.closes.iter().any(|(cc, _)| *cc == c));
+}

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use twill_core::switch::{Handover, Switch, SwitchEvent};
 use twill_core::testing::Sim;
 use twill_core::{Close, ConnId, Duration, Input, Machine, Now, OutQueue, Output, OutputBudget};
-use twill_http::{BodyKind, Error, RequestId, Server, ServerConfig, ServerEvent};
+use twill_http::{BodyKind, Error, ProtocolError, RequestId, Server, ServerConfig, ServerEvent};
 
 const C: ConnId = ConnId(1);
 
@@ -386,6 +386,71 @@ fn header_timeout_gives_408() {
 }
 
 #[test]
+fn stalled_request_body_gets_408() {
+    let mut s = sim();
+    s.data(
+        C,
+        b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc",
+    );
+    // Progress restarts the timer.
+    s.advance(Duration::from_secs(50));
+    s.data(C, b"de");
+    s.advance(Duration::from_secs(50));
+    assert!(s.closes.is_empty(), "a body that moves is not stalled");
+    // Paused by the application: not the client's fault.
+    let (id, _) = requests(&s)[0].clone();
+    s.machine.pause_body(id).unwrap();
+    s.drain();
+    s.advance(Duration::from_secs(300));
+    assert!(
+        s.closes.is_empty(),
+        "no timeout while the app pauses the body"
+    );
+    s.machine.resume_body(id).unwrap();
+    s.drain();
+    s.advance(Duration::from_secs(59));
+    assert!(s.closes.is_empty(), "the timer restarts at the resume");
+    s.advance(Duration::from_secs(2));
+    let t = s.sent_text(C);
+    assert!(t.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{t}");
+    assert_eq!(s.closes, vec![(C, Close::Graceful)]);
+    assert!(s.events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Violation {
+            error: ProtocolError::BodyTimeout,
+            status: Some(408),
+            ..
+        }
+    )));
+}
+
+#[test]
+fn stalled_body_after_the_response_began_just_closes() {
+    let mut s = sim();
+    s.data(
+        C,
+        b"POST /up HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabc",
+    );
+    let (id, _) = requests(&s)[0].clone();
+    s.machine.respond(id, 200, &[], BodyKind::Chunked).unwrap();
+    s.drain();
+    s.advance(Duration::from_secs(61));
+    assert_eq!(s.closes, vec![(C, Close::Graceful)]);
+    assert!(!s.sent_text(C).contains("408"));
+}
+
+#[test]
+fn expect_continue_not_yet_sent_is_not_a_stall() {
+    let mut s = sim();
+    s.data(
+        C,
+        b"PUT /x HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+    );
+    s.advance(Duration::from_secs(300));
+    assert!(s.closes.is_empty());
+}
+
+#[test]
 fn idle_keep_alive_timeout() {
     let mut s = sim();
     s.data(C, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
@@ -470,10 +535,17 @@ impl Machine for Upper {
     type Event = ();
     type Error = Error;
     fn handle_input(&mut self, _now: Now, input: Input<'_>) -> Result<usize, Error> {
-        if let Input::Data { conn, bytes } = input {
-            self.out
-                .transmit(conn, Bytes::from(bytes.to_ascii_uppercase()));
-            return Ok(bytes.len());
+        match input {
+            Input::Data { conn, bytes } => {
+                self.out
+                    .transmit(conn, Bytes::from(bytes.to_ascii_uppercase()));
+                return Ok(bytes.len());
+            }
+            Input::Eof { conn, .. } => {
+                self.out.transmit(conn, Bytes::from_static(b"<EOF>"));
+                self.out.close(conn, Close::Graceful);
+            }
+            _ => {}
         }
         Ok(0)
     }
@@ -531,6 +603,35 @@ fn upgrade_hands_over_with_leftover_bytes() {
         .any(|e| matches!(e, SwitchEvent::Switched { conn } if *conn == C)));
     s.data(C, b"!more");
     assert!(s.sent_text(C).ends_with("DRIVER!MORE"));
+}
+
+#[test]
+fn eof_before_the_upgrade_is_accepted_reaches_the_next_machine_after_the_leftover() {
+    let mut s: Sim<Switch<Server, Upper, Up>> = Sim::new(Switch::new(Server::default(), up));
+    s.accept(C);
+    s.data(
+        C,
+        b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: shout\r\nConnection: Upgrade\r\n\r\nlast words",
+    );
+    // The client half-closes while the application is still deciding.
+    s.eof(C);
+    assert!(s.closes.is_empty(), "the upgrade is still owed an answer");
+    let id = s
+        .events
+        .iter()
+        .find_map(|e| match e {
+            SwitchEvent::First(ServerEvent::Request(r)) if r.upgrade => Some(r.id),
+            _ => None,
+        })
+        .expect("upgrade request");
+    s.machine
+        .first()
+        .accept_upgrade(id, &[("Upgrade", "shout")])
+        .unwrap();
+    s.drain();
+    let t = s.sent_text(C);
+    assert!(t.ends_with("\r\n\r\nLAST WORDS<EOF>"), "{t}");
+    assert_eq!(s.closes, vec![(C, Close::Graceful)]);
 }
 
 #[test]
