@@ -6,34 +6,12 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::{run_python, DRIVERS};
+use common::{cert, run_python, Cert, DRIVERS};
 use twill::cli::Driver;
 use twill_core::service::Ignore;
 use twill_driver::{Running, ServeOptions};
 use twill_tls::demo::StartTlsEcho;
 use twill_tls::{ServerSetup, Tls, TlsContext};
-
-struct Cert {
-    dir: PathBuf,
-    cert: String,
-    key: String,
-}
-
-impl Drop for Cert {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn cert(tag: &str) -> Cert {
-    let dir = std::env::temp_dir().join(format!("twill-starttls-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let (cert, key) =
-        twill::serve_tls::write_cert(vec!["localhost".into()], &dir).expect("twill cert");
-    Cert { dir, cert, key }
-}
 
 /// StartTlsEcho inside the TLS layer on a plain `tcp:` listener: TLS
 /// starts only when the protocol asks.
@@ -57,7 +35,7 @@ fn client(port: u16, c: &Cert, mode: &str) -> String {
 
 #[test]
 fn starttls_upgrades_on_every_driver() {
-    let c = cert("upgrade");
+    let c = cert("starttls-upgrade", &["localhost"]);
     for driver in DRIVERS {
         let r = serve(driver, &c);
         let out = client(r.addr().port(), &c, "upgrade");
@@ -77,7 +55,7 @@ fn starttls_upgrades_on_every_driver() {
 
 #[test]
 fn plaintext_pipelined_after_starttls_never_enters_the_session() {
-    let c = cert("inject");
+    let c = cert("starttls-inject", &["localhost"]);
     for driver in DRIVERS {
         let r = serve(driver, &c);
         let port = r.addr().port();

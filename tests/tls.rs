@@ -6,37 +6,15 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{args, run_python, DRIVERS};
+use common::{args, cert, run_python, Cert, DRIVERS};
 use twill::cli::{start, Driver, LogEvents};
 use twill_basic::{Daytime, Echo};
 use twill_driver::{Mode, Running, ServeOptions};
 use twill_tls::{ServerSetup, Tls, TlsContext, TlsService};
-
-/// A self-signed certificate for `name` in its own directory.
-struct Cert {
-    dir: PathBuf,
-    cert: String,
-    key: String,
-}
-
-impl Drop for Cert {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn cert(tag: &str, name: &str) -> Cert {
-    let dir = std::env::temp_dir().join(format!("twill-tls-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    // `twill cert` does the work.
-    let (cert, key) = twill::serve_tls::write_cert(vec![name.into()], &dir).unwrap();
-    Cert { dir, cert, key }
-}
 
 fn der_hex(c: &Cert) -> String {
     let pem = std::fs::read(&c.cert).unwrap();
@@ -105,7 +83,7 @@ fn s_client(port: u16, ca: &str, line: &str) -> (String, String) {
 
 #[test]
 fn openssl_s_client_against_twill_echo_on_every_driver() {
-    let c = cert("openssl", "localhost");
+    let c = cert("openssl", &["localhost"]);
     for driver in DRIVERS {
         let server = echo(driver, &c);
         let (out, err) = s_client(port(&server), &c.cert, "hello through tls\n");
@@ -138,8 +116,8 @@ fn curl(args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn curl_cacert_against_twill_daytime_and_echo_on_every_driver() {
-    let c = cert("curl", "localhost");
-    let wrong = cert("curl-wrong", "localhost");
+    let c = cert("curl", &["localhost"]);
+    let wrong = cert("curl-wrong", &["localhost"]);
     for driver in DRIVERS {
         // Daytime answers and closes with close_notify: a whole (HTTP/0.9)
         // response for curl.
@@ -172,8 +150,8 @@ fn curl_cacert_against_twill_daytime_and_echo_on_every_driver() {
 
 #[test]
 fn python_ssl_client_sni_picks_the_certificate_and_alpn_is_negotiated() {
-    let a = cert("py-a", "a.test");
-    let b = cert("py-b", "b.test");
+    let a = cert("py-a", &["a.test"]);
+    let b = cert("py-b", &["b.test"]);
     let mut cas = std::fs::read(&a.cert).unwrap();
     cas.extend(std::fs::read(&b.cert).unwrap());
     let ca = a.dir.join("both.pem");
@@ -233,7 +211,7 @@ fn python_ssl_client_sni_picks_the_certificate_and_alpn_is_negotiated() {
 
 #[test]
 fn curl_fetches_files_from_twill_web_over_ssl_on_every_driver() {
-    let c = cert("web", "localhost");
+    let c = cert("web", &["localhost"]);
     let root = c.dir.join("root");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("hello.txt"), b"hello over https\n").unwrap();
@@ -270,7 +248,7 @@ fn std_client_conn_on_a_tls_endpoint_talks_to_twill_echo() {
     use twill_core::ClientEndpoint;
     use twill_tls::{Failure, TlsEvent};
 
-    let c = cert("client", "localhost");
+    let c = cert("client", &["localhost"]);
     let server = echo(Driver::Mio, &c);
     let p = port(&server);
 
@@ -334,7 +312,7 @@ fn chat_hub_relays_between_a_plain_and_a_tls_client_on_every_driver() {
     use twill_basic::{Chat, Framed, FramedEvent, Lines};
     use twill_tls::TlsEvent;
 
-    let c = cert("chat", "localhost");
+    let c = cert("chat", &["localhost"]);
     for driver in DRIVERS {
         // One hub, a plain listener (1) and an ssl: one (2).
         let server = start(

@@ -99,3 +99,29 @@ impl Rng {
         (0..n).map(|_| self.next() as u8).collect()
     }
 }
+
+/// A self-signed certificate (made by `twill cert`) in a directory of its
+/// own, removed on drop.
+pub struct Cert {
+    /// The directory holding both files.
+    pub dir: PathBuf,
+    /// cert.pem.
+    pub cert: String,
+    /// key.pem.
+    pub key: String,
+}
+
+impl Drop for Cert {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A certificate for `names`; `tag` keeps parallel tests apart.
+pub fn cert(tag: &str, names: &[&str]) -> Cert {
+    let dir = std::env::temp_dir().join(format!("twill-cert-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let names = names.iter().map(|n| n.to_string()).collect();
+    let (cert, key) = twill::serve_tls::write_cert(names, &dir).expect("twill cert");
+    Cert { dir, cert, key }
+}
