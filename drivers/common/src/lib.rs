@@ -20,3 +20,6 @@ pub use net::{bind, BindError, Bound};
 pub use pool::{os_rng, Pool};
 pub mod running;
 pub use running::{LocalAddr, Running, ServeOptions, SlotHandle};
+/// The map of the drivers' own ids (sockets, connections, slots): keys are
+/// never chosen by a peer, so a fast non-keyed hash is safe.
+pub type IdMap<K, V> = rustc_hash::FxHashMap<K, V>;

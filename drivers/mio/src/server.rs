@@ -2,7 +2,7 @@
 //! carry out its actions.
 
 use std::any::Any;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
@@ -191,7 +191,7 @@ impl Sock {
 pub(crate) struct ServerState<M: Machine, S: Service<M>> {
     id: u64,
     pub(crate) engine: Engine<M, S>,
-    socks: HashMap<Key, Sock>,
+    socks: twill_driver::IdMap<Key, Sock>,
     dirty: Vec<Key>,
     /// A spare for `dirty`, so flush passes do not allocate.
     spare: Vec<Key>,
@@ -214,7 +214,7 @@ where
         ServerState {
             id,
             engine,
-            socks: HashMap::new(),
+            socks: twill_driver::IdMap::default(),
             dirty: Vec::new(),
             spare: Vec::new(),
         }

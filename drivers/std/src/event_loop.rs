@@ -190,7 +190,7 @@ pub(crate) struct Loop<M: Machine, S: Service<M>> {
     tx: Sender<Ev<M, S::Done>>,
     rx: Receiver<Ev<M, S::Done>>,
     ctx: Arc<Ctx>,
-    socks: HashMap<Key, Sock>,
+    socks: twill_driver::IdMap<Key, Sock>,
     /// A factory connection's thread ends with its machine.
     exit_when_empty: bool,
     /// A connection was accepted (before that an empty engine is new, not
@@ -217,7 +217,7 @@ where
             tx,
             rx,
             ctx,
-            socks: HashMap::new(),
+            socks: twill_driver::IdMap::default(),
             exit_when_empty,
             served: false,
             done: false,

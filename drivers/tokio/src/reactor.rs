@@ -396,7 +396,7 @@ pub(crate) enum WriteState {
 pub(crate) struct Core<M: Machine, S: Service<M>> {
     pub(crate) engine: Engine<M, S>,
     clock: SystemClock,
-    socks: HashMap<Key, Sock>,
+    socks: twill_driver::IdMap<Key, Sock>,
     pending: HashMap<Key, Pending>,
     ready: Arc<ReadyList>,
     /// Keys to serve on the next turn that tokio did not name (new data
@@ -430,7 +430,7 @@ where
         Core {
             engine,
             clock: SystemClock::new(),
-            socks: HashMap::new(),
+            socks: twill_driver::IdMap::default(),
             pending: HashMap::new(),
             ready: Arc::new(ReadyList::default()),
             local_ready: Vec::new(),
