@@ -122,6 +122,9 @@ enum Command {
     },
     /// An IRC server (one hub machine over every client).
     Irc(crate::irc::server::IrcArgs),
+    /// A line-mode IRC client: stdin lines go to the joined channel,
+    /// `/cmd` lines are raw commands.
+    IrcClient(crate::irc::client::IrcClientArgs),
 }
 
 /// The flags of `twill get`.
@@ -182,6 +185,9 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 
     }
     if let Command::Get(a) = cli.command {
         return get(a);
+    }
+    if let Command::IrcClient(a) = cli.command {
+        return crate::irc::client::run(a);
     }
     match run(cli.command) {
         Ok(()) => 0,
@@ -252,6 +258,7 @@ fn run(cmd: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Irc(a) => crate::irc::server::run(a),
+        Command::IrcClient(_) => Err("twill irc-client is run by `main`".into()),
         Command::Web { serve: a, path } => {
             let running = start_web(a, &path)?;
             for a in running.local_addrs() {
