@@ -10,7 +10,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages the real-peer tests use: Python, curl (twill web, TLS)
 # and openssl (s_client against ssl: endpoints).
-DEBS=(python3 python3-venv curl openssl)
+DEBS=(python3 python3-venv curl openssl ngircd)
 # A Python with venv that is not Debian's is good enough; so is a curl
 # installed some other way.
 have_python=false

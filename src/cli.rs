@@ -135,6 +135,9 @@ enum Command {
     Sendmail(crate::mail::sendmail::SendmailArgs),
     /// An FTP server over a directory (RFC 959, EPSV, MLSD, REST …).
     Ftp(crate::ftp::cli::FtpArgs),
+    /// A line-mode IRC client: stdin lines go to the joined channel,
+    /// `/cmd` lines are raw commands.
+    IrcClient(crate::irc::client::IrcClientArgs),
 }
 
 /// The flags of `twill get`.
@@ -201,6 +204,9 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 
     }
     if let Command::Sendmail(a) = cli.command {
         return crate::mail::sendmail::main(a);
+    }
+    if let Command::IrcClient(a) = cli.command {
+        return crate::irc::client::run(a);
     }
     match run(cli.command) {
         Ok(()) => 0,
@@ -274,6 +280,7 @@ fn run(cmd: Command) -> Result<(), String> {
         Command::Mail(a) => crate::mail::run(a),
         Command::Sendmail(_) => Err("twill sendmail is run by `main`".into()),
         Command::Irc(a) => crate::irc::server::run(a),
+        Command::IrcClient(_) => Err("twill irc-client is run by `main`".into()),
         Command::Ftp(a) => crate::ftp::cli::run(a),
         Command::Web {
             serve: a,

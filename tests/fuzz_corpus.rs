@@ -86,3 +86,13 @@ fn http_server_machine_corpus() {
 fn tls_server_corpus() {
     replay("tls_server", targets::tls_server);
 }
+
+#[test]
+fn irc_message_corpus() {
+    replay("irc_message", targets::irc_message);
+}
+
+#[test]
+fn irc_server_machine_corpus() {
+    replay("irc_server_machine", targets::irc_server_machine);
+}

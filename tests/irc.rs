@@ -8,11 +8,14 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use std::path::PathBuf;
+
 use common::{args, run_python, DRIVERS};
 use twill::cli::Driver;
 use twill::irc::server::{start, IrcArgs};
+use twill_core::ClientEndpoint;
 use twill_driver::Running;
-use twill_irc::{Server, ServerConfig};
+use twill_irc::{Client, ClientConfig, ClientEvent, Server, ServerConfig};
 
 fn serve(driver: Driver, cfg: ServerConfig) -> Running<Server> {
     let a = IrcArgs {
@@ -198,4 +201,269 @@ fn a_client_that_never_reads_is_dropped_on_every_driver() {
         let _ = t.join();
         drop(deaf);
     }
+}
+
+// ------------------------------------------------------------------ ngircd
+
+/// ngircd (Debian's package, installed by scripts/test-all.sh) on a
+/// loopback port with a config written for the test; killed on drop.
+struct Ngircd {
+    child: std::process::Child,
+    port: u16,
+    _dir: PathBuf,
+}
+
+impl Drop for Ngircd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
+fn ngircd() -> Ngircd {
+    let bin = ["/usr/sbin/ngircd", "/usr/bin/ngircd"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("ngircd is not installed: run scripts/test-all.sh (Debian package ngircd)");
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = std::env::temp_dir().join(format!("twill-ngircd-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("ngircd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[Global]\n  Name = irc.test\n  Info = twill test\n  Listen = 127.0.0.1\n  Ports = {port}\n  MotdPhrase = \"hello from ngircd\"\n\
+             [Options]\n  DNS = no\n  Ident = no\n  PAM = no\n"
+        ),
+    )
+    .unwrap();
+    let child = std::process::Command::new(bin)
+        .arg("-n")
+        .arg("-f")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting ngircd");
+    let n = Ngircd {
+        child,
+        port,
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "ngircd did not start on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    n
+}
+
+type IrcConn = twill_tokio::Conn<Client>;
+
+async fn irc_connect(port: u16, nick: &str) -> IrcConn {
+    let ep: ClientEndpoint = format!("tcp:127.0.0.1:{port}").parse().unwrap();
+    twill_tokio::Conn::connect(&ep, Client::new(ClientConfig::new(nick)))
+        .await
+        .unwrap()
+}
+
+/// The next client event that `pred` picks, within 10 s.
+async fn expect_event(
+    c: &mut IrcConn,
+    what: &str,
+    mut pred: impl FnMut(&ClientEvent) -> bool,
+) -> ClientEvent {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let ev = tokio::time::timeout_at(deadline, c.next_event())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("closed while waiting for {what}"));
+        if pred(&ev) {
+            return ev;
+        }
+    }
+}
+
+/// Like [`expect_event`] on `c`, while `other` keeps running (its rate
+/// limit releases lines on its own timer).
+async fn expect_while(
+    c: &mut IrcConn,
+    other: &mut IrcConn,
+    what: &str,
+    pred: impl FnMut(&ClientEvent) -> bool,
+) -> ClientEvent {
+    let pump = async { while let Ok(Some(_)) = other.next_event().await {} };
+    tokio::select! {
+        e = expect_event(c, what, pred) => e,
+        _ = pump => panic!("the other connection ended while waiting for {what}"),
+    }
+}
+
+fn is_msg(ev: &ClientEvent, cmd: &str, from: &str, last: &str) -> bool {
+    matches!(ev, ClientEvent::Message(m) if m.is(cmd)
+        && m.source_nick() == Some(from.as_bytes())
+        && m.last() == Some(last.as_bytes()))
+}
+
+#[test]
+fn our_client_machine_against_ngircd() {
+    let server = ngircd();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut a = irc_connect(server.port, "alice").await;
+        expect_event(&mut a, "welcome", |e| {
+            matches!(e, ClientEvent::Registered { .. })
+        })
+        .await;
+        assert!(
+            a.machine().caps().contains(&"multi-prefix".to_string()),
+            "CAP REQ acked"
+        );
+        let mut b = irc_connect(server.port, "alice").await;
+        let e = expect_event(&mut b, "welcome", |e| {
+            matches!(e, ClientEvent::Registered { .. })
+        })
+        .await;
+        assert_eq!(
+            e,
+            ClientEvent::Registered {
+                nick: "alice_".into()
+            },
+            "nick fallback"
+        );
+        a.machine().join("#twill", None).unwrap();
+        expect_event(
+            &mut a,
+            "366",
+            |e| matches!(e, ClientEvent::Message(m) if m.numeric() == Some(366)),
+        )
+        .await;
+        b.machine().join("#twill", None).unwrap();
+        expect_event(
+            &mut b,
+            "366",
+            |e| matches!(e, ClientEvent::Message(m) if m.numeric() == Some(366)),
+        )
+        .await;
+        expect_event(
+            &mut a,
+            "b's join",
+            |e| matches!(e, ClientEvent::Message(m) if m.is("JOIN")),
+        )
+        .await;
+        {
+            let m = a.machine();
+            let ch = m.channel("#TWILL").expect("tracked");
+            let mut members: Vec<String> = ch
+                .members
+                .values()
+                .map(|(n, p)| format!("{p}{n}"))
+                .collect();
+            members.sort();
+            assert_eq!(members, ["@alice", "alice_"]);
+            assert_eq!(m.isupport().network(), None);
+            assert!(m.isupport().nicklen().is_some(), "005 parsed");
+        }
+        // Long UTF-8 text arrives whole, split at the limit.
+        let long = "ß".repeat(1500);
+        a.machine().privmsg("#twill", &long).unwrap();
+        // alice's rate limit releases the pieces on her timer: keep her
+        // connection running while bob collects them.
+        let collect = async {
+            let mut got = String::new();
+            while got.len() < long.len() {
+                let e = expect_event(
+                    &mut b,
+                    "the long text",
+                    |e| matches!(e, ClientEvent::Message(m) if m.is("PRIVMSG")),
+                )
+                .await;
+                let ClientEvent::Message(m) = e else {
+                    unreachable!()
+                };
+                got.push_str(m.param_str(1).expect("each piece is valid UTF-8"));
+            }
+            got
+        };
+        let pump = async { while let Ok(Some(_)) = a.next_event().await {} };
+        let got = tokio::select! {
+            got = collect => got,
+            _ = pump => panic!("alice's connection ended"),
+        };
+        assert_eq!(got, long);
+        a.machine().topic("#twill", "ngircd and twill").unwrap();
+        expect_while(&mut b, &mut a, "topic", |e| {
+            is_msg(e, "TOPIC", "alice", "ngircd and twill")
+        })
+        .await;
+        assert_eq!(
+            b.machine().channel("#twill").unwrap().topic.as_deref(),
+            Some("ngircd and twill")
+        );
+        a.machine().raw("KICK #twill alice_ :out").unwrap();
+        expect_while(
+            &mut b,
+            &mut a,
+            "kick",
+            |e| matches!(e, ClientEvent::Message(m) if m.is("KICK")),
+        )
+        .await;
+        assert!(
+            b.machine().channel("#twill").is_none(),
+            "we left the channel"
+        );
+        b.machine().quit("bye").unwrap();
+        expect_event(&mut b, "disconnect", |e| *e == ClientEvent::Disconnected).await;
+        a.machine().quit("bye").unwrap();
+        expect_event(&mut a, "disconnect", |e| *e == ClientEvent::Disconnected).await;
+    });
+}
+
+#[test]
+fn twill_irc_client_against_ngircd() {
+    let server = ngircd();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut b = irc_connect(server.port, "bob").await;
+        expect_event(&mut b, "welcome", |e| matches!(e, ClientEvent::Registered { .. })).await;
+        b.machine().join("#cli", None).unwrap();
+        expect_event(&mut b, "366", |e| matches!(e, ClientEvent::Message(m) if m.numeric() == Some(366))).await;
+        let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_twill"))
+            .args(["irc-client", &format!("tcp:127.0.0.1:{}", server.port), "--nick", "carol", "--join", "#cli"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        expect_event(&mut b, "carol's join", |e| matches!(e, ClientEvent::Message(m) if m.is("JOIN") && m.source_nick() == Some(b"carol"))).await;
+        let mut stdin = cli.stdin.take().unwrap();
+        stdin.write_all(b"hello from the command line\n/me waves\n").unwrap();
+        stdin.flush().unwrap();
+        expect_event(&mut b, "carol's line", |e| is_msg(e, "PRIVMSG", "carol", "hello from the command line")).await;
+        expect_event(&mut b, "carol's action", |e| is_msg(e, "PRIVMSG", "carol", "\u{1}ACTION waves\u{1}")).await;
+        b.machine().privmsg("#cli", "hi carol").unwrap();
+        b.flush().await.unwrap();
+        // Give the line time to reach carol before she leaves.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stdin.write_all(b"/quit done here\n").unwrap();
+        drop(stdin);
+        expect_event(&mut b, "carol's quit", |e| matches!(e, ClientEvent::Message(m) if m.is("QUIT") && m.source_nick() == Some(b"carol"))).await;
+        let out = tokio::task::spawn_blocking(move || cli.wait_with_output()).await.unwrap().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{}\n{stdout}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("* registered as carol"), "{stdout}");
+        assert!(stdout.contains("#cli <bob> hi carol"), "{stdout}");
+    });
 }

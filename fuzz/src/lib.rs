@@ -933,3 +933,303 @@ mod tls {
 pub fn tls_server(data: &[u8]) {
     tls::server(data);
 }
+
+// ------------------------------------------------------------------ irc
+
+mod irc {
+    //! IRC: the message codec (never panics, chunking-independent,
+    //! parse → encode → parse is stable, nothing encoded carries CR, LF or
+    //! NUL) and the server hub fed interleaved lines from three clients
+    //! with flood pauses (`Resume`), acks, EOFs, resets and time.
+
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use bytes::{Bytes, BytesMut};
+    use twill_core::{Addr, ConnId, Duration, Input, ListenerId, Machine, Now, Output};
+    use twill_irc::codec::LineReader;
+    use twill_irc::{Message, Server, ServerConfig};
+
+    use super::Op;
+
+    fn lines_in_pieces(data: &[u8], piece: usize) -> Vec<Result<Vec<u8>, String>> {
+        let mut r = LineReader::new(600);
+        let mut out = Vec::new();
+        for chunk in data.chunks(piece.max(1)) {
+            let mut pos = 0;
+            loop {
+                match r.next_line(chunk, &mut pos) {
+                    Ok(Some(l)) => out.push(Ok(l.as_bytes().to_vec())),
+                    Ok(None) => break,
+                    Err(e) => out.push(Err(e.to_string())),
+                }
+            }
+            assert!(r.pending() <= 601, "{} bytes held", r.pending());
+        }
+        out
+    }
+
+    pub fn message(data: &[u8]) {
+        let whole = lines_in_pieces(data, data.len());
+        assert_eq!(lines_in_pieces(data, 1), whole, "byte-at-a-time differs");
+        assert_eq!(lines_in_pieces(data, 5), whole, "5-byte pieces differ");
+        for line in whole.into_iter().flatten() {
+            let Ok(m) = Message::parse(Bytes::from(line)) else {
+                continue;
+            };
+            let mut buf = BytesMut::new();
+            let n = m.encode(&mut buf).expect("a parsed message encodes");
+            assert_eq!(n, buf.len());
+            let body = &buf[..buf.len() - 2];
+            assert!(!body.iter().any(|b| matches!(b, 0 | b'\r' | b'\n')));
+            let again = Message::parse(Bytes::copy_from_slice(body)).expect("re-parses");
+            assert_eq!(again, m, "parse → encode → parse changed the message");
+        }
+        // The whole input as one line, too.
+        if let Ok(m) = Message::parse(Bytes::copy_from_slice(data)) {
+            let _ = m.encode(&mut BytesMut::new());
+        }
+    }
+
+    const CMDS: &[&str] = &[
+        "NICK a",
+        "NICK b",
+        "NICK C",
+        "USER u 0 * :r",
+        "JOIN #c",
+        "JOIN #c,#d k",
+        "PART #c :x",
+        "PRIVMSG #c :hi",
+        "PRIVMSG a :hi",
+        "NOTICE b :x",
+        "TOPIC #c :t",
+        "TOPIC #c",
+        "MODE #c +o b",
+        "MODE #c +kl k 1",
+        "MODE #c +b a",
+        "MODE #c -k+v a",
+        "MODE #c +imnt",
+        "MODE a +i",
+        "MODE #c",
+        "MODE #c b",
+        "KICK #c b :r",
+        "INVITE b #c",
+        "AWAY :x",
+        "AWAY",
+        "WHO #c",
+        "WHO *",
+        "WHOIS a",
+        "NAMES #c",
+        "LIST",
+        "LUSERS",
+        "MOTD",
+        "CAP LS 302",
+        "CAP REQ :server-time echo-message message-tags",
+        "CAP END",
+        "PING x",
+        "PONG x",
+        "QUIT :bye",
+        "JOIN 0",
+        "@+t=v;time=x PRIVMSG #c,b :tagged",
+        "PASS x",
+    ];
+
+    const MAX_QUEUED: usize = 3000;
+
+    struct Driver {
+        now: Now,
+        slots: [ConnId; 3],
+        next_id: u64,
+        accepted: BTreeSet<ConnId>,
+        closing: BTreeSet<ConnId>,
+        eof: BTreeSet<ConnId>,
+        paused: BTreeSet<ConnId>,
+        held: BTreeMap<ConnId, Vec<u8>>,
+        unacked: BTreeMap<ConnId, usize>,
+        resumes: Vec<ConnId>,
+    }
+
+    impl Driver {
+        fn conn(&self, s: u8) -> ConnId {
+            self.slots[usize::from(s % 3)]
+        }
+
+        fn offer(&mut self, m: &mut Server, conn: ConnId) {
+            if self.paused.contains(&conn) || !self.accepted.contains(&conn) {
+                return;
+            }
+            let Some(buf) = self.held.remove(&conn) else {
+                return;
+            };
+            if buf.is_empty() {
+                return;
+            }
+            let taken = m
+                .handle_input(self.now, Input::Data { conn, bytes: &buf })
+                .expect("handle_input never fails");
+            assert!(taken <= buf.len(), "took more than offered");
+            if taken < buf.len() {
+                self.paused.insert(conn);
+                self.held.insert(conn, buf[taken..].to_vec());
+            }
+            self.drain(m);
+        }
+
+        fn drain(&mut self, m: &mut Server) {
+            for _ in 0..1_000_000 {
+                match m.poll_output() {
+                    Output::Wait { .. } => break,
+                    Output::Transmit { conn, payload } => {
+                        assert!(
+                            !self.closing.contains(&conn),
+                            "Transmit on {conn} after Close"
+                        );
+                        assert!(self.accepted.contains(&conn), "Transmit on unknown {conn}");
+                        *self.unacked.entry(conn).or_default() += payload.len() as usize;
+                    }
+                    Output::Close { conn, .. } => {
+                        assert!(self.accepted.contains(&conn), "Close of unknown {conn}");
+                        assert!(self.closing.insert(conn), "{conn} closed twice");
+                    }
+                    Output::Resume { conn } => {
+                        assert!(self.paused.remove(&conn), "Resume of {conn}, not paused");
+                        self.resumes.push(conn);
+                    }
+                    _ => {}
+                }
+            }
+            while let Some(c) = self.resumes.pop() {
+                self.offer(m, c);
+            }
+        }
+
+        fn retire(&mut self, s: u8) {
+            let old = self.conn(s);
+            for set in [
+                &mut self.accepted,
+                &mut self.closing,
+                &mut self.eof,
+                &mut self.paused,
+            ] {
+                set.remove(&old);
+            }
+            self.held.remove(&old);
+            self.unacked.remove(&old);
+            self.slots[usize::from(s % 3)] = ConnId(self.next_id);
+            self.next_id += 1;
+        }
+    }
+
+    pub fn server_machine(data: &[u8]) {
+        let mut m = Server::new(ServerConfig {
+            max_queued: MAX_QUEUED,
+            flood_burst: 6,
+            motd: vec!["m".into()],
+            ..ServerConfig::default()
+        });
+        let mut d = Driver {
+            now: Now::default(),
+            slots: [ConnId(1), ConnId(2), ConnId(3)],
+            next_id: 4,
+            accepted: BTreeSet::new(),
+            closing: BTreeSet::new(),
+            eof: BTreeSet::new(),
+            paused: BTreeSet::new(),
+            held: BTreeMap::new(),
+            unacked: BTreeMap::new(),
+            resumes: Vec::new(),
+        };
+        for op in super::ops(data) {
+            match op {
+                Op::Accept(s) => {
+                    let conn = d.conn(s);
+                    if d.accepted.insert(conn) {
+                        let _ = m.handle_input(
+                            d.now,
+                            Input::Accepted {
+                                conn,
+                                listener: ListenerId(0),
+                                local: Addr::Unknown,
+                                peer: Addr::Unknown,
+                            },
+                        );
+                    }
+                }
+                Op::Data(s, bytes) => {
+                    let conn = d.conn(s);
+                    if !d.eof.contains(&conn) {
+                        d.held.entry(conn).or_default().extend_from_slice(&bytes);
+                        d.offer(&mut m, conn);
+                    }
+                }
+                Op::Send(s, bytes) => {
+                    // A well-formed command from the dictionary, maybe
+                    // with extra words, so the fuzzer reaches deep states.
+                    let conn = d.conn(s);
+                    if !d.eof.contains(&conn) {
+                        let pick = bytes.first().copied().unwrap_or(0);
+                        let mut line = CMDS[usize::from(pick) % CMDS.len()].as_bytes().to_vec();
+                        for &b in bytes.iter().skip(1).take(40) {
+                            line.push(match b % 8 {
+                                0 => b' ',
+                                1 => b',',
+                                2 => b':',
+                                _ => b'a' + b % 26,
+                            });
+                        }
+                        line.extend_from_slice(b"\r\n");
+                        d.held.entry(conn).or_default().extend_from_slice(&line);
+                        d.offer(&mut m, conn);
+                    }
+                }
+                Op::Eof(s) => {
+                    let conn = d.conn(s);
+                    if d.accepted.contains(&conn) && d.eof.insert(conn) {
+                        let _ = m.handle_input(d.now, Input::Eof { conn, clean: true });
+                    }
+                }
+                Op::Sent(s, n) => {
+                    let conn = d.conn(s);
+                    let un = d.unacked.entry(conn).or_default();
+                    let n = usize::from(n).min(*un);
+                    if n > 0 {
+                        *un -= n;
+                        let _ = m.handle_input(d.now, Input::Sent { conn, bytes: n });
+                    }
+                }
+                Op::Closed(s) => {
+                    let conn = d.conn(s);
+                    if d.accepted.contains(&conn) {
+                        d.retire(s);
+                        let _ = m.handle_input(d.now, Input::Closed { conn });
+                    }
+                }
+                Op::Advance(ms) => {
+                    d.now = d.now.after(Duration::from_millis(u64::from(ms) * 50));
+                    m.handle_timeout(d.now);
+                }
+                Op::Close(s) => {
+                    let _ = m.disconnect(d.conn(s), "bye");
+                }
+            }
+            d.drain(&mut m);
+            for s in 0..3 {
+                let conn = d.conn(s);
+                if let Some(p) = m.pending_output(conn) {
+                    assert!(p <= MAX_QUEUED, "{conn} holds {p} unflushed bytes");
+                    assert_eq!(p, d.unacked.get(&conn).copied().unwrap_or(0));
+                }
+            }
+        }
+    }
+}
+
+/// IRC messages: never panic, chunking-independent lines, stable
+/// parse → encode → parse.
+pub fn irc_message(data: &[u8]) {
+    irc::message(data);
+}
+
+/// The IRC server hub under interleaved lines from three clients.
+pub fn irc_server_machine(data: &[u8]) {
+    irc::server_machine(data);
+}

@@ -2,4 +2,5 @@
 //! every connection, on any driver) and `twill irc-client` (a line-mode
 //! client over [`twill_irc::Client`]).
 
+pub mod client;
 pub mod server;

@@ -10,6 +10,9 @@
 //! - [`Server`]: an IRC server as *one* hub machine over every client
 //!   connection, so the whole network is deterministic under a virtual
 //!   clock and fuzzable with interleaved input from many clients;
+//! - [`Client`]: the client machine (registration, CAP LS 302, SASL
+//!   PLAIN, automatic PONG, nick fallback, channel tracking, splitting at
+//!   the limit, a token-bucket rate limit, ping timeout).
 //!
 //! ## The drain rule
 //! After every mutation — `handle_input`, `handle_timeout` or a command
@@ -30,10 +33,12 @@
 
 extern crate alloc;
 
+pub mod client;
 pub mod codec;
 pub mod error;
 pub mod server;
 
+pub use client::{ChannelState, Client, ClientConfig, ClientEvent};
 pub use codec::{CaseMapping, Encoder, Isupport, Message};
 pub use error::{EncodeError, Error, LineError, ParseError};
 pub use server::{Server, ServerConfig, ServerEvent};

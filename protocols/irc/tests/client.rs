@@ -1,0 +1,174 @@
+//! The client machine against the server machine in memory (one virtual
+//! clock), and against scripted server lines for what our server does not
+//! do (SASL, nick fallback on a busy server, a silent server).
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use twill_core::testing::{Pair, Sim};
+use twill_core::{Close, ConnId};
+use twill_irc::{Client, ClientConfig, ClientEvent, Message, Server};
+
+fn registered(events: &[ClientEvent]) -> Option<String> {
+    events.iter().find_map(|e| match e {
+        ClientEvent::Registered { nick } => Some(nick.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn registers_joins_and_tracks_members_against_our_server() {
+    let mut p = Pair::new(Client::new(ClientConfig::new("alice")), Server::default());
+    p.connect();
+    p.run();
+    assert_eq!(registered(&p.client.events).as_deref(), Some("alice"));
+    assert!(p
+        .client
+        .machine
+        .caps()
+        .contains(&"message-tags".to_string()));
+    assert!(p.client.machine.caps().contains(&"server-time".to_string()));
+    p.client.machine.join("#c", None).unwrap();
+    p.client.drain();
+    p.run();
+    let ch = p.client.machine.channel("#C").expect("joined");
+    assert_eq!(
+        ch.members
+            .values()
+            .map(|(n, pre)| format!("{pre}{n}"))
+            .collect::<Vec<_>>(),
+        ["@alice"]
+    );
+    // A long message is split at the limit, each piece valid UTF-8.
+    let text = "ü".repeat(3000);
+    p.client.machine.privmsg("#c", &text).unwrap();
+    p.client.drain();
+    assert!(
+        p.client.machine.pending() > 0,
+        "the rate limit holds some back"
+    );
+    p.advance(Duration::from_secs(10));
+    assert_eq!(p.client.machine.pending(), 0);
+    // The server relayed nothing (alice is alone) but accepted every
+    // piece: no 417 came back.
+    assert!(!p
+        .client
+        .events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Message(m) if m.numeric() == Some(417))));
+    p.client.machine.quit("bye").unwrap();
+    p.client.drain();
+    p.run();
+    assert!(p.client.events.contains(&ClientEvent::Disconnected));
+}
+
+/// A client in a Sim, fed scripted server lines.
+fn scripted(cfg: ClientConfig) -> Sim<Client> {
+    let mut sim = Sim::new(Client::new(cfg));
+    sim.opened(ConnId(1));
+    sim
+}
+
+fn said(sim: &mut Sim<Client>) -> Vec<String> {
+    sim.take_outbox()
+        .iter()
+        .flat_map(|(_, b)| {
+            String::from_utf8_lossy(b)
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn cap_sasl_plain_and_nick_fallback() {
+    let mut cfg = ClientConfig::new("bob");
+    cfg.sasl = Some(("bob".into(), "sesame".into()));
+    let mut sim = scripted(cfg);
+    assert_eq!(
+        said(&mut sim),
+        ["CAP LS 302", "NICK bob", "USER bob 0 * :bob"]
+    );
+    sim.data(
+        ConnId(1),
+        b":s CAP * LS * :multi-prefix sasl=PLAIN,EXTERNAL\r\n",
+    );
+    assert!(said(&mut sim).is_empty(), "waits for the last LS line");
+    sim.data(
+        ConnId(1),
+        b":s CAP * LS :server-time\r\n:s 433 * bob :Nickname is already in use\r\n",
+    );
+    assert_eq!(
+        said(&mut sim),
+        ["CAP REQ :server-time multi-prefix sasl", "NICK bob_"]
+    );
+    sim.data(
+        ConnId(1),
+        b":s CAP bob_ ACK :multi-prefix server-time sasl\r\n",
+    );
+    assert_eq!(said(&mut sim), ["AUTHENTICATE PLAIN"]);
+    sim.data(ConnId(1), b"AUTHENTICATE +\r\n");
+    assert_eq!(said(&mut sim), ["AUTHENTICATE Ym9iAGJvYgBzZXNhbWU="]);
+    sim.data(
+        ConnId(1),
+        b":s 900 bob_ bob_!b@h bob :You are now logged in\r\n:s 903 bob_ :SASL ok\r\n",
+    );
+    assert_eq!(said(&mut sim), ["CAP END"]);
+    assert!(sim.events.contains(&ClientEvent::Sasl { success: true }));
+    sim.data(ConnId(1), b":s 001 bob_ :Welcome bob_!b@h\r\nPING :abc\r\n");
+    assert_eq!(said(&mut sim), ["PONG abc"]);
+    assert_eq!(registered(&sim.events).as_deref(), Some("bob_"));
+}
+
+#[test]
+fn no_cap_server_and_ping_timeout() {
+    let mut sim = scripted(ClientConfig::new("carol"));
+    said(&mut sim);
+    // An old server: no CAP at all, straight to the welcome.
+    sim.data(
+        ConnId(1),
+        b":old 421 carol CAP :Unknown command\r\n:old 001 carol :Hi\r\n",
+    );
+    assert_eq!(registered(&sim.events).as_deref(), Some("carol"));
+    sim.advance(Duration::from_secs(121));
+    assert_eq!(said(&mut sim), ["PING twill"]);
+    sim.advance(Duration::from_secs(61));
+    assert!(sim.events.contains(&ClientEvent::PingTimeout));
+    assert!(sim.closes.contains(&(ConnId(1), Close::Abort)));
+}
+
+#[test]
+fn tracks_kicks_quits_nicks_and_modes() {
+    let mut sim = scripted(ClientConfig::new("me"));
+    sim.data(
+        ConnId(1),
+        b":s 001 me :Welcome\r\n:s 005 me PREFIX=(ov)@+ CHANMODES=b,k,l,imnt :are supported\r\n\
+:me!u@h JOIN #x\r\n:s 353 me = #x :me @op +v\r\n:s 366 me #x :End\r\n\
+:new!u@h JOIN #x\r\n:op!u@h MODE #x +o-v+k new v key\r\n:v!u@h NICK vee\r\n:new!u@h QUIT :bye\r\n",
+    );
+    let ch = sim.machine.channel("#x").unwrap();
+    let mut m: Vec<String> = ch
+        .members
+        .values()
+        .map(|(n, p)| format!("{p}{n}"))
+        .collect();
+    m.sort();
+    assert_eq!(m, ["@op", "me", "vee"]);
+    sim.data(ConnId(1), b":op!u@h KICK #x me :out\r\n");
+    assert!(sim.machine.channel("#x").is_none());
+    // Every message is also handed to the application.
+    assert!(sim
+        .events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Message(m) if m.is("KICK"))));
+}
+
+#[test]
+fn commands_cannot_inject_lines() {
+    let mut sim = scripted(ClientConfig::new("me"));
+    assert!(sim.machine.privmsg("#x", "hi\r\nQUIT").is_err());
+    assert!(sim.machine.join("#x y", None).is_err());
+    assert!(sim.machine.raw("PRIVMSG #x :a\r\nQUIT").is_err());
+    let _ = Message::parse(Bytes::from_static(b"PING x")).unwrap();
+}
