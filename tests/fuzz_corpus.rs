@@ -86,3 +86,23 @@ fn http_server_machine_corpus() {
 fn tls_server_corpus() {
     replay("tls_server", targets::tls_server);
 }
+
+#[test]
+fn mail_commands_corpus() {
+    replay("mail_commands", targets::mail_commands);
+}
+
+#[test]
+fn smtp_unstuff_corpus() {
+    replay("smtp_unstuff", targets::smtp_unstuff);
+}
+
+#[test]
+fn smtp_server_machine_corpus() {
+    replay("smtp_server_machine", targets::smtp_server_machine);
+}
+
+#[test]
+fn pop3_server_machine_corpus() {
+    replay("pop3_server_machine", targets::pop3_server_machine);
+}
