@@ -1012,11 +1012,7 @@ mod mail {
                         *closed = true;
                     }
                     Output::Resume { .. } => *paused = false,
-                    Output::Event(e) => {
-                        if wants_answer(&e) {
-                            *pending += 1;
-                        }
-                    }
+                    Output::Event(e) if wants_answer(&e) => *pending += 1,
                     _ => {}
                 }
             }
