@@ -16,6 +16,8 @@ GROUPS = {
               ["twill", "twill_decode_each", "tokio_util_LinesCodec", "memchr_scan"]),
     "http_head_short": ("httparse", ["httparse", "twill_decode", "twill_machine_round_trip"]),
     "http_head_long": ("httparse", ["httparse", "twill_decode", "twill_machine_round_trip"]),
+    "smtp_commands": ("smtp_proto", ["smtp_proto", "twill"]),
+    "smtp_unstuff": ("memchr_scan", ["memchr_scan", "twill", "smtp_proto"]),
 }
 
 
