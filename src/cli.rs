@@ -96,10 +96,17 @@ enum Command {
         /// The directory to serve; nothing outside it is ever served.
         #[arg(long, default_value = ".")]
         path: PathBuf,
+        /// Also serve a WebSocket echo endpoint at this request path
+        /// (e.g. /ws), permessage-deflate included.
+        #[arg(long, value_name = "PATH")]
+        websocket_echo: Option<String>,
     },
     /// Fetches a URL over HTTP/1.1 (http:// or https://), following
     /// redirects; the body goes to stdout or -o FILE.
     Get(GetArgs),
+    /// A WebSocket client (ws:// or wss://): each stdin line is sent as a
+    /// text message, every message received is printed.
+    Ws(crate::ws::client::WsArgs),
     /// Write a self-signed certificate and key (cert.pem, key.pem) to try
     /// `--listen ssl:PORT:privateKey=key.pem:certKey=cert.pem` at once.
     Cert {
@@ -120,10 +127,14 @@ enum Command {
         /// The user name.
         name: String,
     },
+    /// An IRC server (one hub machine over every client).
+    Irc(crate::irc::server::IrcArgs),
     /// A mail server: SMTP in, POP3 out, over one Maildir store.
     Mail(crate::mail::MailArgs),
     /// Sends the message on stdin to an SMTP server.
     Sendmail(crate::mail::sendmail::SendmailArgs),
+    /// An FTP server over a directory (RFC 959, EPSV, MLSD, REST …).
+    Ftp(crate::ftp::cli::FtpArgs),
 }
 
 /// The flags of `twill get`.
@@ -181,6 +192,9 @@ pub fn main(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 
     if let Err(e) = init_logging(&cli.log_level) {
         eprintln!("twill: {e}");
         return EXIT_USAGE;
+    }
+    if let Command::Ws(a) = cli.command {
+        return crate::ws::client::run(a);
     }
     if let Command::Get(a) = cli.command {
         return get(a);
@@ -245,6 +259,7 @@ fn run(cmd: Command) -> Result<(), String> {
         }
         Command::Chat(a) => serve(a, "tcp:7070", Mode::Hub, || (Chat::new(), LogEvents)),
         Command::Get(_) => Err("twill get is run by `main`".into()),
+        Command::Ws(_) => Err("twill ws is run by `main`".into()),
         Command::Cert { hostnames, out } => {
             let (cert, key) = crate::serve_tls::write_cert(hostnames, &out)?;
             println!("wrote {cert} and {key}");
@@ -258,7 +273,18 @@ fn run(cmd: Command) -> Result<(), String> {
         }
         Command::Mail(a) => crate::mail::run(a),
         Command::Sendmail(_) => Err("twill sendmail is run by `main`".into()),
-        Command::Web { serve: a, path } => {
+        Command::Irc(a) => crate::irc::server::run(a),
+        Command::Ftp(a) => crate::ftp::cli::run(a),
+        Command::Web {
+            serve: a,
+            path,
+            websocket_echo: Some(ws),
+        } => crate::ws::echo::run(a, &path, &ws),
+        Command::Web {
+            serve: a,
+            path,
+            websocket_echo: None,
+        } => {
             let running = start_web(a, &path)?;
             for a in running.local_addrs() {
                 tracing::info!("serving {} on {a}", path.display());

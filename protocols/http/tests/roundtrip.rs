@@ -107,3 +107,128 @@ proptest! {
         prop_assert_eq!(back, trailers);
     }
 }
+
+/// Decodes `wire` fed whole (the one-pass path) or a byte at a time (the
+/// scanner path): the head's parts and its length, or the error.
+type Outcome = Result<Option<(String, String, Vec<(String, Vec<u8>)>, usize)>, String>;
+
+fn decode_fed(wire: &[u8], response: bool, limits: &HeadLimits, bytewise: bool) -> Outcome {
+    let mut buf = BytesMut::new();
+    let mut scan = if response {
+        HeadScanner::response()
+    } else {
+        HeadScanner::request()
+    };
+    let pieces: Vec<&[u8]> = if bytewise {
+        wire.chunks(1).collect()
+    } else {
+        vec![wire]
+    };
+    let mut fed = 0;
+    for piece in pieces {
+        buf.extend_from_slice(piece);
+        fed += piece.len();
+        let got = if response {
+            decode_response(&mut buf, &mut scan, limits).map(|h| {
+                h.map(|h| {
+                    let f = h.headers().iter().map(|(n, v)| (n.to_string(), v.to_vec()));
+                    (h.status().to_string(), h.reason().to_string(), f.collect())
+                })
+            })
+        } else {
+            decode_request(&mut buf, &mut scan, limits).map(|h| {
+                h.map(|h| {
+                    let f = h.headers().iter().map(|(n, v)| (n.to_string(), v.to_vec()));
+                    (h.method().to_string(), h.target().to_string(), f.collect())
+                })
+            })
+        };
+        match got {
+            Err(e) => return Err(format!("{e:?}")),
+            Ok(Some((a, b, f))) => return Ok(Some((a, b, f, fed - buf.len()))),
+            Ok(None) => {}
+        }
+    }
+    Ok(None)
+}
+
+/// Heads built from plausible and broken pieces: bare LF, bare CR,
+/// obs-fold, spaces before colons, bytes above 0x7f, NUL, long lines.
+fn messy_head(response: bool) -> impl Strategy<Value = Vec<u8>> {
+    let line = prop_oneof![
+        4 => (token(), value()).prop_map(|(n, v)| format!("{n}: {v}\r\n").into_bytes()),
+        1 => Just(b"X-Bare: lf\n".to_vec()),
+        1 => Just(b"X-Cr: a\rb\r\n".to_vec()),
+        1 => Just(b" folded\r\n".to_vec()),
+        1 => Just(b"Space : before\r\n".to_vec()),
+        1 => Just(b"X-High: \xe9t\xe9\r\n".to_vec()),
+        1 => Just(b"X-Nul: a\0b\r\n".to_vec()),
+        1 => "[a-z]{40,120}".prop_map(|v| format!("X-Long: {v}\r\n").into_bytes()),
+        1 => Just(b"NoColon\r\n".to_vec()),
+        1 => Just(b"X-Trail: v \t\r\n".to_vec()),
+        1 => Just(b"X-Empty:\r\n".to_vec()),
+        1 => Just(b"X-Empty-Lf: \n".to_vec()),
+        1 => Just(b"X-Mid: a\nb: c\r\n".to_vec()),
+    ];
+    let start = if response {
+        prop_oneof![
+            Just(b"HTTP/1.1 200 OK\r\n".to_vec()),
+            Just(b"HTTP/1.0 404 \r\n".to_vec()),
+            Just(b"HTTP/2.0 200 OK\r\n".to_vec()),
+            Just(b"HTTP/1.1 99 Low\r\n".to_vec()),
+            Just(b"HTTP/1.1 200 OK\n".to_vec()),
+            Just(b"HTTP/1.1 200 OK \r\n".to_vec()),
+            Just(b"HTTP/1.1 204\r\n".to_vec()),
+            Just(b"HTTP/1.1 204 \n".to_vec()),
+        ]
+        .boxed()
+    } else {
+        prop_oneof![
+            target().prop_map(|t| format!("GET {t} HTTP/1.1\r\n").into_bytes()),
+            Just(b"\r\nPOST /x HTTP/1.0\r\n".to_vec()),
+            Just(b"GET /\xff HTTP/1.1\r\n".to_vec()),
+            Just(b"GET / HTTP/2.0\r\n".to_vec()),
+            Just(b"GET  / HTTP/1.1\r\n".to_vec()),
+            Just(b"GET / HTTP/1.1\n".to_vec()),
+        ]
+        .boxed()
+    };
+    let end = prop_oneof![
+        Just(b"\r\n".to_vec()),
+        Just(b"\n".to_vec()),
+        Just(Vec::new())
+    ];
+    let rest = prop_oneof![
+        Just(Vec::new()),
+        Just(b"GET /next HTTP/1.1\r\n\r\n".to_vec())
+    ];
+    (start, prop::collection::vec(line, 0..8), end, rest).prop_map(|(s, ls, e, r)| {
+        let mut v = s;
+        for l in ls {
+            v.extend_from_slice(&l);
+        }
+        v.extend_from_slice(&e);
+        v.extend_from_slice(&r);
+        v
+    })
+}
+
+proptest! {
+    /// The one-pass path for whole heads and the scanner path for heads in
+    /// pieces accept the same heads, with the same parts, and refuse the
+    /// same ones with the same error, under tight limits too.
+    #[test]
+    fn whole_and_bytewise_heads_agree(
+        response in any::<bool>(),
+        wire in any::<bool>().prop_flat_map(messy_head),
+        tight in prop::option::of((10usize..80, 20usize..300, 0usize..6)),
+    ) {
+        let limits = match tight {
+            Some((max_line, max_head, max_headers)) => HeadLimits { max_line, max_head, max_headers },
+            None => HeadLimits::default(),
+        };
+        let whole = decode_fed(&wire, response, &limits, false);
+        let bytewise = decode_fed(&wire, response, &limits, true);
+        prop_assert_eq!(whole, bytewise, "{:?}", String::from_utf8_lossy(&wire));
+    }
+}

@@ -6,6 +6,7 @@
 
 use alloc::vec::Vec;
 use bytes::{BufMut, Bytes, BytesMut};
+use core::mem::MaybeUninit;
 
 use crate::error::{Error, ProtocolError};
 
@@ -97,17 +98,6 @@ impl core::fmt::Debug for Headers {
 }
 
 impl Headers {
-    fn from_httparse(buf: &Bytes, parsed: &[httparse::Header<'_>]) -> Headers {
-        let mut fields = Vec::with_capacity(parsed.len());
-        for h in parsed {
-            fields.push((Span::of(buf, h.name.as_bytes()), Span::of(buf, h.value)));
-        }
-        Headers {
-            buf: buf.clone(),
-            fields,
-        }
-    }
-
     /// How many fields.
     pub fn len(&self) -> usize {
         self.fields.len()
@@ -322,6 +312,11 @@ impl HeadScanner {
         }
     }
 
+    /// Whether nothing of this head has been looked at yet.
+    pub fn is_fresh(&self) -> bool {
+        self.pos == 0
+    }
+
     /// Forgets progress, for the next head.
     pub fn reset(&mut self) {
         *self = HeadScanner {
@@ -340,12 +335,31 @@ impl HeadScanner {
         buf: &[u8],
         limits: &HeadLimits,
     ) -> Result<Option<usize>, ProtocolError> {
+        // Errors are those of the earliest byte that proves one, so the
+        // outcome never depends on how the bytes were cut: a limit passed
+        // inside a line wins over a rule broken at its end.
         while self.pos < buf.len() {
             let Some(i) = memchr::memchr(b'\n', &buf[self.pos..]).map(|i| i + self.pos) else {
                 self.pos = buf.len();
                 break;
             };
-            if i == 0 || buf[i - 1] != b'\r' || i - 1 < self.line_start {
+            let crlf = i > self.line_start && buf[i - 1] == b'\r';
+            let content = i - self.line_start - usize::from(crlf);
+            if !self.started && content > limits.max_line {
+                // Proven at the first byte past the limit (a CR there may
+                // still have been a line end).
+                let at = self.line_start
+                    + limits.max_line
+                    + usize::from(buf.get(self.line_start + limits.max_line) == Some(&b'\r'));
+                if at > limits.max_head {
+                    return Err(ProtocolError::HeadTooLarge);
+                }
+                return Err(self.line_error());
+            }
+            if i > limits.max_head {
+                return Err(ProtocolError::HeadTooLarge);
+            }
+            if !crlf {
                 return Err(ProtocolError::BareLf);
             }
             let line = &buf[self.line_start..i - 1];
@@ -354,6 +368,9 @@ impl HeadScanner {
             }
             self.pos = i + 1;
             if line.is_empty() {
+                if self.pos > limits.max_head {
+                    return Err(ProtocolError::HeadTooLarge);
+                }
                 if self.started {
                     return Ok(Some(i + 1));
                 }
@@ -361,9 +378,6 @@ impl HeadScanner {
                 // (RFC 9112 §2.2), but still counts towards the head size.
             } else if !self.started {
                 self.started = true;
-                if line.len() > limits.max_line {
-                    return Err(self.line_error());
-                }
             } else {
                 if matches!(line[0], b' ' | b'\t') {
                     return Err(ProtocolError::ObsFold);
@@ -373,12 +387,14 @@ impl HeadScanner {
                     return Err(ProtocolError::TooManyHeaders);
                 }
             }
-            self.line_start = i + 1;
             if self.pos > limits.max_head {
                 return Err(ProtocolError::HeadTooLarge);
             }
+            self.line_start = i + 1;
         }
-        if !self.started && buf.len() - self.line_start > limits.max_line {
+        // A CR that may be the start of the line's CRLF is not part of it.
+        let pending = buf.len() - self.line_start - usize::from(buf.last() == Some(&b'\r'));
+        if !self.started && pending > limits.max_line {
             return Err(self.line_error());
         }
         if buf.len() > limits.max_head {
@@ -475,33 +491,191 @@ fn version_of(v: Option<u8>) -> Version {
     }
 }
 
+/// What httparse made of a buffer: a complete head (its length and the
+/// ranges of its parts), more bytes needed, or an error.
+enum Attempt<T> {
+    Complete(usize, T),
+    Partial,
+    Invalid(httparse::Error),
+}
+
+/// A parsed start line and fields, as ranges of the parsed slice.
+struct Parts {
+    /// Method and target, or status (`start.0.start`) and reason.
+    start: (Span, Span),
+    status: u16,
+    version: Version,
+    fields: Vec<(Span, Span)>,
+}
+
+impl Parts {
+    fn fields(base: &[u8], parsed: &[httparse::Header<'_>]) -> Vec<(Span, Span)> {
+        let mut fields = Vec::with_capacity(parsed.len());
+        for h in parsed {
+            fields.push((Span::of(base, h.name.as_bytes()), Span::of(base, h.value)));
+        }
+        fields
+    }
+
+    fn request(self, head: Bytes) -> RequestHead {
+        RequestHead {
+            method: self.start.0,
+            target: self.start.1,
+            version: self.version,
+            headers: Headers {
+                buf: head,
+                fields: self.fields,
+            },
+        }
+    }
+
+    fn response(self, head: Bytes) -> ResponseHead {
+        ResponseHead {
+            status: self.status,
+            reason: self.start.1,
+            version: self.version,
+            headers: Headers {
+                buf: head,
+                fields: self.fields,
+            },
+        }
+    }
+}
+
+/// Header slots for httparse, left uninitialised: zeroing all
+/// [`MAX_HEADERS_CAP`] of them would cost more than parsing a short head.
+type Slots<'b> = [MaybeUninit<httparse::Header<'b>>; MAX_HEADERS_CAP];
+
+fn slots<'b>() -> Slots<'b> {
+    [const { MaybeUninit::uninit() }; MAX_HEADERS_CAP]
+}
+
+fn try_request(buf: &[u8], max_headers: usize) -> Attempt<Parts> {
+    let mut arr = slots();
+    let n = max_headers.min(MAX_HEADERS_CAP);
+    let mut req = httparse::Request::new(&mut []);
+    match req.parse_with_uninit_headers(buf, &mut arr[..n]) {
+        Ok(httparse::Status::Complete(len)) => {
+            let (Some(method), Some(path)) = (req.method, req.path) else {
+                return Attempt::Invalid(httparse::Error::Token);
+            };
+            Attempt::Complete(
+                len,
+                Parts {
+                    start: (
+                        Span::of(buf, method.as_bytes()),
+                        Span::of(buf, path.as_bytes()),
+                    ),
+                    status: 0,
+                    version: version_of(req.version),
+                    fields: Parts::fields(buf, req.headers),
+                },
+            )
+        }
+        Ok(httparse::Status::Partial) => Attempt::Partial,
+        Err(e) => Attempt::Invalid(e),
+    }
+}
+
+fn try_response(buf: &[u8], max_headers: usize) -> Attempt<Parts> {
+    let mut arr = slots();
+    let n = max_headers.min(MAX_HEADERS_CAP);
+    let mut res = httparse::Response::new(&mut []);
+    match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut res,
+        buf,
+        &mut arr[..n],
+    ) {
+        Ok(httparse::Status::Complete(len)) => {
+            let Some(status) = res.code else {
+                return Attempt::Invalid(httparse::Error::Status);
+            };
+            Attempt::Complete(
+                len,
+                Parts {
+                    start: (
+                        Span::default(),
+                        Span::of(buf, res.reason.unwrap_or("").as_bytes()),
+                    ),
+                    status,
+                    version: version_of(res.version),
+                    fields: Parts::fields(buf, res.headers),
+                },
+            )
+        }
+        Ok(httparse::Status::Partial) => Attempt::Partial,
+        Err(e) => Attempt::Invalid(e),
+    }
+}
+
+/// httparse lets bytes above 0x7f through; a request target is ASCII
+/// (RFC 9112 §3.2, RFC 3986). httparse already refused controls, space and
+/// DEL in it, so what is left to refuse is exactly the non-ASCII bytes.
+fn target_ok(target: &[u8]) -> bool {
+    !target.is_empty() && target.is_ascii()
+}
+
+/// The CR ending the line whose content stops at `p` (past whitespace that
+/// httparse leaves out of values and reasons), if the line ends in CRLF.
+fn cr_after(head: &[u8], mut p: usize) -> Option<usize> {
+    while matches!(head.get(p), Some(b' ' | b'\t')) {
+        p += 1;
+    }
+    (head.get(p) == Some(&b'\r')).then_some(p)
+}
+
+/// Whether a complete head that httparse accepted also keeps the rules
+/// [`HeadScanner`] enforces — CRLF line ends and the limits — so that it is
+/// the head the scanner would have delimited. httparse also ends lines at
+/// a bare LF and refuses any other CR or LF, so it is enough to look at the
+/// byte before each line's LF: after the start line (`start_end`: where
+/// the version or reason ends), after each field's value, and before the
+/// final LF. Heads with leading empty lines are left to the scanner.
+fn within_rules(
+    head: &[u8],
+    start_end: usize,
+    fields: &[(Span, Span)],
+    limits: &HeadLimits,
+) -> bool {
+    let Some(line_end) = cr_after(head, start_end) else {
+        return false;
+    };
+    head.len() <= limits.max_head
+        && line_end <= limits.max_line
+        && fields.len() <= limits.max_headers.min(MAX_HEADERS_CAP)
+        && !matches!(head.first(), Some(b'\r' | b'\n'))
+        && head.len() >= 2
+        && head.get(head.len() - 2) == Some(&b'\r')
+        && fields
+            .iter()
+            .all(|(n, v)| cr_after(head, (v.end as usize).max(n.end as usize + 1)).is_some())
+}
+
+/// Where a status line httparse accepted ends: after the reason, or after
+/// the code when the reason is empty (with or without its space).
+fn status_line_end(head: &[u8], p: &Parts) -> usize {
+    if p.start.1.end > p.start.1.start {
+        p.start.1.end as usize
+    } else {
+        // "HTTP/1.x 200" is 12 bytes; a space may follow.
+        12 + usize::from(head.get(12) == Some(&b' '))
+    }
+}
+
 /// Parses a complete request head (as delimited by [`HeadScanner`]).
 ///
 /// # Errors
 /// The head is malformed.
 pub fn parse_request(head: Bytes, limits: &HeadLimits) -> Result<RequestHead, ProtocolError> {
-    let mut arr = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
-    let n = limits.max_headers.min(MAX_HEADERS_CAP);
-    let mut req = httparse::Request::new(&mut arr[..n]);
-    match req.parse(&head) {
-        Ok(httparse::Status::Complete(len)) if len == head.len() => {}
-        Ok(_) => return Err(ProtocolError::BadRequestLine),
-        Err(e) => return Err(map_error(e, &head, false)),
-    }
-    let (Some(method), Some(path)) = (req.method, req.path) else {
-        return Err(ProtocolError::BadRequestLine);
+    let parts = match try_request(&head, limits.max_headers) {
+        Attempt::Complete(len, p) if len == head.len() => p,
+        Attempt::Complete(..) | Attempt::Partial => return Err(ProtocolError::BadRequestLine),
+        Attempt::Invalid(e) => return Err(map_error(e, &head, false)),
     };
-    // httparse lets bytes above 0x7f through; a request target is ASCII
-    // (RFC 9112 §3.2, RFC 3986).
-    if path.is_empty() || !path.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
+    if !target_ok(parts.start.1.get(&head)) {
         return Err(ProtocolError::BadRequestLine);
     }
-    Ok(RequestHead {
-        method: Span::of(&head, method.as_bytes()),
-        target: Span::of(&head, path.as_bytes()),
-        version: version_of(req.version),
-        headers: Headers::from_httparse(&head, req.headers),
-    })
+    Ok(parts.request(head))
 }
 
 /// Parses a complete response head.
@@ -509,26 +683,15 @@ pub fn parse_request(head: Bytes, limits: &HeadLimits) -> Result<RequestHead, Pr
 /// # Errors
 /// The head is malformed.
 pub fn parse_response(head: Bytes, limits: &HeadLimits) -> Result<ResponseHead, ProtocolError> {
-    let mut arr = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
-    let n = limits.max_headers.min(MAX_HEADERS_CAP);
-    let mut res = httparse::Response::new(&mut arr[..n]);
-    match res.parse(&head) {
-        Ok(httparse::Status::Complete(len)) if len == head.len() => {}
-        Ok(_) => return Err(ProtocolError::BadStatusLine),
-        Err(e) => return Err(map_error(e, &head, true)),
-    }
-    let Some(status) = res.code else {
-        return Err(ProtocolError::BadStatusLine);
+    let parts = match try_response(&head, limits.max_headers) {
+        Attempt::Complete(len, p) if len == head.len() => p,
+        Attempt::Complete(..) | Attempt::Partial => return Err(ProtocolError::BadStatusLine),
+        Attempt::Invalid(e) => return Err(map_error(e, &head, true)),
     };
-    if !(100..=999).contains(&status) {
+    if !(100..=999).contains(&parts.status) {
         return Err(ProtocolError::BadStatusLine);
     }
-    Ok(ResponseHead {
-        status,
-        reason: Span::of(&head, res.reason.unwrap_or("").as_bytes()),
-        version: version_of(res.version),
-        headers: Headers::from_httparse(&head, res.headers),
-    })
+    Ok(parts.response(head))
 }
 
 /// Parses a trailer section (field lines and the final empty line).
@@ -536,11 +699,16 @@ pub fn parse_response(head: Bytes, limits: &HeadLimits) -> Result<ResponseHead, 
 /// # Errors
 /// [`ProtocolError::BadTrailers`].
 pub fn parse_trailers(section: Bytes, max_fields: usize) -> Result<Headers, ProtocolError> {
+    // Trailers are rare: the plain (zeroed) header array is fine here.
     let mut arr = [httparse::EMPTY_HEADER; MAX_HEADERS_CAP];
     let n = max_fields.min(MAX_HEADERS_CAP);
     match httparse::parse_headers(&section, &mut arr[..n]) {
-        Ok(httparse::Status::Complete((len, fields))) if len == section.len() => {
-            Ok(Headers::from_httparse(&section, fields))
+        Ok(httparse::Status::Complete((len, parsed))) if len == section.len() => {
+            let fields = Parts::fields(&section, parsed);
+            Ok(Headers {
+                buf: section,
+                fields,
+            })
         }
         _ => Err(ProtocolError::BadTrailers),
     }
@@ -549,6 +717,11 @@ pub fn parse_trailers(section: Bytes, max_fields: usize) -> Result<Headers, Prot
 /// A complete request head at the front of `buf`, split off zero-copy.
 /// `scan` carries the progress between calls; it is reset after a head.
 ///
+/// A head that arrives whole (the common case) is parsed in one pass by
+/// httparse and only counted for line ends; a head that arrives in pieces
+/// is delimited by `scan` as the bytes come, without rescanning, and
+/// parsed once complete.
+///
 /// # Errors
 /// The head is malformed or over a limit.
 pub fn decode_request(
@@ -556,6 +729,19 @@ pub fn decode_request(
     scan: &mut HeadScanner,
     limits: &HeadLimits,
 ) -> Result<Option<RequestHead>, ProtocolError> {
+    if scan.is_fresh() {
+        if let Attempt::Complete(len, p) = try_request(buf, limits.max_headers) {
+            let head = &buf[..len];
+            // "METHOD SP target SP HTTP/1.x" (httparse takes single spaces).
+            let start_end = p.start.1.end as usize + 9;
+            if within_rules(head, start_end, &p.fields, limits) && target_ok(p.start.1.get(head)) {
+                // Ranges into `buf` stay ranges into its front part.
+                return Ok(Some(p.request(buf.split_to(len).freeze())));
+            }
+        }
+        // Incomplete, malformed or over a limit: the careful path waits or
+        // names the error.
+    }
     match scan.scan(buf, limits)? {
         None => Ok(None),
         Some(len) => {
@@ -565,7 +751,8 @@ pub fn decode_request(
     }
 }
 
-/// A complete response head at the front of `buf`, split off zero-copy.
+/// A complete response head at the front of `buf`, split off zero-copy
+/// (the same two paths as [`decode_request`]).
 ///
 /// # Errors
 /// The head is malformed or over a limit.
@@ -574,6 +761,15 @@ pub fn decode_response(
     scan: &mut HeadScanner,
     limits: &HeadLimits,
 ) -> Result<Option<ResponseHead>, ProtocolError> {
+    if scan.is_fresh() {
+        if let Attempt::Complete(len, p) = try_response(buf, limits.max_headers) {
+            let head = &buf[..len];
+            let start_end = status_line_end(head, &p);
+            if within_rules(head, start_end, &p.fields, limits) && (100..=999).contains(&p.status) {
+                return Ok(Some(p.response(buf.split_to(len).freeze())));
+            }
+        }
+    }
     match scan.scan(buf, limits)? {
         None => Ok(None),
         Some(len) => {

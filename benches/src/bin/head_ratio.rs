@@ -1,0 +1,58 @@
+//! Head parsing, twill vs raw httparse, timed in alternating blocks so a
+//! busy machine slows both alike: for each request, the best block time of
+//! each (ns per head) and the ratio. A quick companion of the criterion
+//! bench `http_head` for machines where criterion's runs drift.
+//!
+//! Run: `cd benches && cargo run --release --bin head_ratio`
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use twill_http::codec::head::{decode_request, HeadLimits, HeadScanner};
+
+const REQ_SHORT: &[u8] = b"GET / HTTP/1.0\r\nHost: example.com\r\nCookie: session=60; user_id=1\r\n\r\n";
+const REQ: &[u8] = b"GET /wp-content/uploads/2010/03/hello-kitty-darth-vader-pink.jpg HTTP/1.1\r\nHost: www.kittyhell.com\r\nUser-Agent: Mozilla/5.0 (Macintosh; U; Intel Mac OS X 10.6; ja-JP-mac; rv:1.9.2.3) Gecko/20100401 Firefox/3.6.3 Pathtraq/0.9\r\nAccept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\nAccept-Language: ja,en-us;q=0.7,en;q=0.3\r\nAccept-Encoding: gzip,deflate\r\nAccept-Charset: Shift_JIS,utf-8;q=0.7,*;q=0.7\r\nKeep-Alive: 115\r\nConnection: keep-alive\r\nCookie: wp_ozh_wsa_visits=2; wp_ozh_wsa_visit_lasttime=xxxxxxxxxx; __utma=xxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.xxxxxxxxxx.x; __utmz=xxxxxxxxx.xxxxxxxxxx.x.x.utmccn=(referral)|utmcsr=reader.livedoor.com|utmcct=/reader/|utmcmd=referral\r\n\r\n";
+
+const BLOCK: usize = 2000;
+
+fn httparse_block(req: &[u8]) -> f64 {
+    let t = Instant::now();
+    for _ in 0..BLOCK {
+        let mut headers = [httparse::EMPTY_HEADER; 16];
+        let mut r = httparse::Request::new(&mut headers);
+        let s = r.parse(black_box(req)).unwrap();
+        assert!(s.is_complete());
+        black_box(r.headers.len());
+    }
+    t.elapsed().as_nanos() as f64 / BLOCK as f64
+}
+
+/// Like criterion's `iter_batched_ref`: the buffers are made outside the
+/// timed part; the head is dropped inside it (as a server would).
+fn twill_block(req: &[u8], bufs: &mut [BytesMut]) -> f64 {
+    for b in bufs.iter_mut() {
+        b.clear();
+        b.extend_from_slice(req);
+    }
+    let limits = HeadLimits::default();
+    let t = Instant::now();
+    for b in bufs.iter_mut() {
+        let mut scan = HeadScanner::request();
+        let head = decode_request(b, &mut scan, &limits).unwrap().unwrap();
+        black_box(head);
+    }
+    t.elapsed().as_nanos() as f64 / bufs.len() as f64
+}
+
+fn main() {
+    for (name, req) in [("short", REQ_SHORT), ("long", REQ)] {
+        let mut bufs: Vec<BytesMut> = (0..BLOCK).map(|_| BytesMut::with_capacity(1024)).collect();
+        let (mut h, mut t) = (f64::MAX, f64::MAX);
+        for _ in 0..400 {
+            h = h.min(httparse_block(req));
+            t = t.min(twill_block(req, &mut bufs));
+        }
+        println!("{name:6} httparse {h:7.1} ns   twill decode {t:7.1} ns   ratio {:.2}×", t / h);
+    }
+}
