@@ -18,6 +18,8 @@ GROUPS = {
     "http_head_long": ("httparse", ["httparse", "twill_decode", "twill_machine_round_trip"]),
     "irc_parse": ("irc-proto", ["irc-proto", "twill"]),
     "irc_parse_tags": ("irc-proto", ["irc-proto", "twill"]),
+    "smtp_commands": ("smtp_proto", ["smtp_proto", "twill"]),
+    "smtp_unstuff": ("memchr_scan", ["memchr_scan", "twill", "smtp_proto"]),
 }
 
 

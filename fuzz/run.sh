@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzz one target with libFuzzer: fuzz/run.sh TARGET [SECONDS]
 # Targets: lines netstring prefixed framed_machine chat_machine http_request
-# http_response http_chunked http_server_machine tls_server
+# http_response http_chunked http_server_machine tls_server mail_commands
+# smtp_unstuff smtp_server_machine pop3_server_machine
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); libFuzzer's instrumentation
 # is nightly-only, so this runs the stable toolchain with RUSTC_BOOTSTRAP=1.
 # New interesting inputs land in fuzz/corpus/TARGET/ (commit the small ones

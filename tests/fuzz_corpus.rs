@@ -96,3 +96,23 @@ fn irc_message_corpus() {
 fn irc_server_machine_corpus() {
     replay("irc_server_machine", targets::irc_server_machine);
 }
+
+#[test]
+fn mail_commands_corpus() {
+    replay("mail_commands", targets::mail_commands);
+}
+
+#[test]
+fn smtp_unstuff_corpus() {
+    replay("smtp_unstuff", targets::smtp_unstuff);
+}
+
+#[test]
+fn smtp_server_machine_corpus() {
+    replay("smtp_server_machine", targets::smtp_server_machine);
+}
+
+#[test]
+fn pop3_server_machine_corpus() {
+    replay("pop3_server_machine", targets::pop3_server_machine);
+}

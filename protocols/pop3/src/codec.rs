@@ -161,18 +161,21 @@ pub enum Status<'a> {
 
 /// Parses a status line.
 pub fn parse_status(line: &[u8]) -> Option<Status<'_>> {
-    let line = core::str::from_utf8(twill_smtp::codec::command::trim_line_end(line)).ok()?;
-    let text = |s: &'static str| {
-        line.get(s.len()..)
-            .map(|t| t.strip_prefix(' ').unwrap_or(t))
+    let line = twill_smtp::codec::command::trim_line_end(line);
+    // Compare bytes, not `str` slices: a multi-byte character may sit
+    // where the status keyword would end.
+    let text = |n: usize| -> Option<&str> {
+        let t = core::str::from_utf8(line.get(n..)?).ok()?;
+        Some(t.strip_prefix(' ').unwrap_or(t))
     };
-    if line.len() >= 3 && line[..3].eq_ignore_ascii_case("+OK") {
-        Some(Status::Ok(text("+OK")?))
-    } else if line.len() >= 4 && line[..4].eq_ignore_ascii_case("-ERR") {
-        Some(Status::Err(text("-ERR")?))
+    if line.len() >= 3 && line[..3].eq_ignore_ascii_case(b"+OK") {
+        Some(Status::Ok(text(3)?))
+    } else if line.len() >= 4 && line[..4].eq_ignore_ascii_case(b"-ERR") {
+        Some(Status::Err(text(4)?))
+    } else if line.first() == Some(&b'+') {
+        Some(Status::Continue(text(1)?))
     } else {
-        line.strip_prefix('+')
-            .map(|t| Status::Continue(t.strip_prefix(' ').unwrap_or(t)))
+        None
     }
 }
 
@@ -243,5 +246,11 @@ mod tests {
         assert_eq!(parse_status(b"+OK\r\n"), Some(Status::Ok("")));
         assert_eq!(parse_status(b"+ \r\n"), Some(Status::Continue("")));
         assert_eq!(parse_status(b"hello\r\n"), None);
+        // Found by the fuzzer: a multi-byte character across byte 3.
+        assert_eq!(parse_status(".\u{5ab}UIT\r\n".as_bytes()), None);
+        assert_eq!(
+            parse_status("+O\u{5ab}\r\n".as_bytes()),
+            Some(Status::Continue("O\u{5ab}"))
+        );
     }
 }

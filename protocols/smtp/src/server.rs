@@ -469,9 +469,11 @@ impl Server {
                 Phase::Data => {
                     let max = self.config.max_size;
                     let body = &mut self.body;
-                    let mut over = false;
+                    // Once over the limit, nothing more is kept: the
+                    // message will be refused at its end.
+                    let mut over = self.tx.as_ref().is_some_and(|t| t.too_big);
                     let (n, done) = self.unstuffer.feed(&bytes[i..], |s| {
-                        if body.len() + s.len() <= max {
+                        if !over && body.len() + s.len() <= max {
                             body.extend_from_slice(s);
                         } else {
                             over = true;

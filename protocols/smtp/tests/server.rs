@@ -232,3 +232,18 @@ fn unknown_users_and_bad_sequences() {
         [220, 503, 250, 503, 250, 503, 550, 250, 252, 214, 503]
     );
 }
+
+#[test]
+fn commands_pipelined_after_data_are_message_content() {
+    // RFC 2920 §3.1: DATA ends a pipelined group; what a client sends
+    // after it before the 354 is the message (RFC 5321 §4.1.1.4), not
+    // commands — so "RSET" and "QUIT" here are two lines of text, and only
+    // the QUIT after the end of data is a command.
+    let steps = script(&[
+        b"EHLO c\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@localhost>\r\nDATA\r\nRSET\r\nQUIT\r\n.\r\nQUIT\r\n",
+    ]);
+    let trace = assert_chunking(|| Auto::new(ServerConfig::default(), &[]), &steps);
+    let m = messages(&trace.events);
+    assert_eq!(&m[0].data[..], b"RSET\r\nQUIT\r\n");
+    assert_eq!(codes(&trace.sent[&C]), [220, 250, 250, 250, 354, 250, 221]);
+}
