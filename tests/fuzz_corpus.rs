@@ -86,3 +86,18 @@ fn http_server_machine_corpus() {
 fn tls_server_corpus() {
     replay("tls_server", targets::tls_server);
 }
+
+#[test]
+fn ftp_command_corpus() {
+    replay("ftp_command", targets::ftp_command);
+}
+
+#[test]
+fn ftp_reply_corpus() {
+    replay("ftp_reply", targets::ftp_reply);
+}
+
+#[test]
+fn ftp_server_machine_corpus() {
+    replay("ftp_server_machine", targets::ftp_server_machine);
+}
