@@ -1100,31 +1100,29 @@ mod ftp {
                         assert!(t <= bytes.len());
                     }
                 }
-                6 => {
+                6 if !opens.is_empty() => {
                     // The driver answers the oldest open.
-                    if !opens.is_empty() {
-                        let (c, how) = opens.remove(0);
-                        let input = match (arg % 3, how) {
-                            (0, _) => Input::OpenFailed {
-                                conn: c,
-                                error: OpenError::AddrInUse,
-                            },
-                            (1, Open::Listen(a)) => Input::Opened {
-                                conn: c,
-                                local: Addr::Ip(a),
-                                peer: Addr::Ip(a),
-                            },
-                            _ => Input::Opened {
-                                conn: c,
-                                local: ip("127.0.0.1:20"),
-                                peer: ip("127.0.0.1:51201"),
-                            },
-                        };
-                        if let Input::Opened { conn, .. } = &input {
-                            data_conns.push(*conn);
-                        }
-                        let _ = m.handle_input(now, input);
+                    let (c, how) = opens.remove(0);
+                    let input = match (arg % 3, how) {
+                        (0, _) => Input::OpenFailed {
+                            conn: c,
+                            error: OpenError::AddrInUse,
+                        },
+                        (1, Open::Listen(a)) => Input::Opened {
+                            conn: c,
+                            local: Addr::Ip(a),
+                            peer: Addr::Ip(a),
+                        },
+                        _ => Input::Opened {
+                            conn: c,
+                            local: ip("127.0.0.1:20"),
+                            peer: ip("127.0.0.1:51201"),
+                        },
+                    };
+                    if let Input::Opened { conn, .. } = &input {
+                        data_conns.push(*conn);
                     }
+                    let _ = m.handle_input(now, input);
                 }
                 7 => {
                     // A connection on a machine listener, from us or a stranger.
