@@ -129,6 +129,12 @@ enum Command {
     },
     /// An FTP server over a directory (RFC 959, EPSV, MLSD, REST …).
     Ftp(crate::ftp::cli::FtpArgs),
+    /// Downloads ftp://[user[:pass]@]host[:port]/path (to stdout or -o).
+    FtpGet(crate::ftp::client::GetArgs),
+    /// Uploads FILE to ftp://[user[:pass]@]host[:port]/path.
+    FtpPut(crate::ftp::client::PutArgs),
+    /// Lists ftp://[user[:pass]@]host[:port]/dir.
+    FtpLs(crate::ftp::client::LsArgs),
 }
 
 /// The flags of `twill get`.
@@ -263,6 +269,9 @@ fn run(cmd: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Ftp(a) => crate::ftp::cli::run(a),
+        Command::FtpGet(a) => crate::ftp::client::get(a),
+        Command::FtpPut(a) => crate::ftp::client::put(a),
+        Command::FtpLs(a) => crate::ftp::client::ls(a),
         Command::Web {
             serve: a,
             path,
