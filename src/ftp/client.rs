@@ -32,10 +32,11 @@ pub struct Common {
     /// Give up when the server sends nothing for this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
-    /// CA certificates (PEM) for AUTH TLS servers (not supported yet:
-    /// plain FTP only).
-    #[arg(long, value_name = "FILE")]
-    pub ca: Option<PathBuf>,
+    /// Trust anchors for AUTH TLS (accepted for uniformity with the other
+    /// clients; AUTH TLS itself is not implemented yet, so giving --ca is
+    /// an error rather than a silently plain session).
+    #[command(flatten)]
+    pub ca: crate::client_tls::CaArgs,
 }
 
 /// `twill ftp-get`.
@@ -280,7 +281,7 @@ impl Service<Client> for App {
 }
 
 fn run_job(url: &FtpUrl, common: &Common, job: Job) -> Result<(), String> {
-    if common.ca.is_some() {
+    if common.ca.ca.is_some() {
         return Err("AUTH TLS is not supported yet; use plain ftp://".into());
     }
     let cfg = ClientConfig {
