@@ -905,6 +905,9 @@ impl Server {
     }
 
     fn after_pending(&mut self) {
+        // The idle clock restarts when a request ends: a transfer longer
+        // than the idle timeout is not idleness.
+        self.idle_deadline = self.config.idle_timeout.map(|d| self.now.mono + d);
         self.maybe_resume();
     }
 

@@ -287,3 +287,27 @@ fn overlong_lines_get_500_and_the_session_continues() {
         .sent_text(C)
         .ends_with("500 Command line too long.\r\n200 NOOP ok.\r\n"));
 }
+
+#[test]
+fn a_long_transfer_is_not_idleness() {
+    let mut s = logged_in(ServerConfig {
+        idle_timeout: Some(Duration::from_secs(10)),
+        ..ServerConfig::default()
+    });
+    passive(&mut s, "127.0.0.1:40001");
+    s.data(C, b"RETR f.bin\r\n");
+    let (id, _) = last_request(&s);
+    s.machine.send_data(id, Bytes::from_static(b"x")).unwrap();
+    s.drain();
+    s.advance(Duration::from_secs(60));
+    s.input(Input::Sent { conn: D, bytes: 1 });
+    s.machine.finish(id).unwrap();
+    s.drain();
+    assert!(s.sent_text(C).ends_with("226 Transfer complete.\r\n"));
+    s.advance(Duration::from_secs(9));
+    assert!(!s.sent_text(C).contains("421"));
+    s.advance(Duration::from_secs(2));
+    assert!(s
+        .sent_text(C)
+        .ends_with("421 Timeout; closing control connection.\r\n"));
+}
