@@ -138,6 +138,12 @@ enum Command {
     /// A line-mode IRC client: stdin lines go to the joined channel,
     /// `/cmd` lines are raw commands.
     IrcClient(crate::irc::client::IrcClientArgs),
+    /// Downloads ftp://[user[:pass]@]host[:port]/path (to stdout or -o).
+    FtpGet(crate::ftp::client::GetArgs),
+    /// Uploads FILE to ftp://[user[:pass]@]host[:port]/path.
+    FtpPut(crate::ftp::client::PutArgs),
+    /// Lists ftp://[user[:pass]@]host[:port]/dir.
+    FtpLs(crate::ftp::client::LsArgs),
 }
 
 /// The flags of `twill get`.
@@ -282,6 +288,9 @@ fn run(cmd: Command) -> Result<(), String> {
         Command::Irc(a) => crate::irc::server::run(a),
         Command::IrcClient(_) => Err("twill irc-client is run by `main`".into()),
         Command::Ftp(a) => crate::ftp::cli::run(a),
+        Command::FtpGet(a) => crate::ftp::client::get(a),
+        Command::FtpPut(a) => crate::ftp::client::put(a),
+        Command::FtpLs(a) => crate::ftp::client::ls(a),
         Command::Web {
             serve: a,
             path,

@@ -232,3 +232,200 @@ fn curl_on_every_driver() {
         assert!(!st.status.success());
     }
 }
+
+/// pyftpdlib serving a tree, stopped (stdin closed) when dropped.
+struct PyFtpd {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for PyFtpd {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
+}
+
+fn pyftpdlib(root: &Path, no_epsv: bool) -> PyFtpd {
+    use std::io::BufRead;
+    let mut cmd = Command::new(common::python());
+    cmd.arg(common::py_script("ftp_pyftpdlib.py")).arg(root);
+    if no_epsv {
+        cmd.arg("no-epsv");
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python with pyftpdlib (scripts/test-all.sh installs it)");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("pyftpdlib did not start: {line:?}"));
+    PyFtpd { child, port }
+}
+
+/// Runs the `twill` binary; returns (success, stdout, stderr).
+fn twill(args: &[&str]) -> (bool, Vec<u8>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_twill"))
+        .args(args)
+        .output()
+        .expect("twill binary");
+    (
+        out.status.success(),
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn ftp_commands_against_pyftpdlib() {
+    for no_epsv in [false, true] {
+        let t = tree(&format!("pyftpd-{no_epsv}"));
+        let srv = pyftpdlib(&t.root, no_epsv);
+        let base = format!("ftp://alice:secret@127.0.0.1:{}", srv.port);
+        let local = t.dir.join("local");
+        std::fs::create_dir_all(&local).unwrap();
+        // Listings.
+        let (ok, out, err) = twill(&["ftp-ls", &format!("{base}/")]);
+        assert!(ok, "{err}");
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("big.bin") && text.contains("sub"), "{text}");
+        let (ok, out, err) = twill(&["ftp-ls", "-1", &format!("{base}/")]);
+        assert!(ok, "{err}");
+        let mut names: Vec<String> = String::from_utf8_lossy(&out)
+            .lines()
+            .map(|l| l.trim().to_string())
+            .collect();
+        names.sort();
+        assert!(names.contains(&"hello.txt".to_string()), "{names:?}");
+        // Downloads: passive, active, to stdout, and resumed.
+        for active in [false, true] {
+            let o = local.join(format!("big-{active}.bin"));
+            let mut a = vec!["ftp-get", "-o", o.to_str().unwrap()];
+            if active {
+                a.push("--active");
+            }
+            let url = format!("{base}/big.bin");
+            a.push(&url);
+            let (ok, _, err) = twill(&a);
+            assert!(ok, "active={active} no_epsv={no_epsv}: {err}");
+            assert_eq!(std::fs::read(&o).unwrap(), t.big);
+        }
+        let (ok, out, err) = twill(&["ftp-get", &format!("{base}/hello.txt")]);
+        assert!(ok, "{err}");
+        assert_eq!(out, b"hello world\n");
+        let part = local.join("part.bin");
+        std::fs::write(&part, &t.big[..1_234_567]).unwrap();
+        let (ok, _, err) = twill(&[
+            "ftp-get",
+            "-c",
+            "-o",
+            part.to_str().unwrap(),
+            &format!("{base}/big.bin"),
+        ]);
+        assert!(ok, "{err}");
+        assert_eq!(std::fs::read(&part).unwrap(), t.big, "resumed download");
+        // Uploads: whole, active, and resumed (SIZE then REST).
+        let up = local.join("up.bin");
+        let data = Rng(99).bytes(3_000_000);
+        std::fs::write(&up, &data).unwrap();
+        let (ok, _, err) = twill(&["ftp-put", up.to_str().unwrap(), &format!("{base}/up.bin")]);
+        assert!(ok, "{err}");
+        assert_eq!(std::fs::read(t.root.join("up.bin")).unwrap(), data);
+        let (ok, _, err) = twill(&[
+            "ftp-put",
+            "--active",
+            up.to_str().unwrap(),
+            &format!("{base}/sub/"),
+        ]);
+        assert!(ok, "{err}");
+        assert_eq!(std::fs::read(t.root.join("sub/up.bin")).unwrap(), data);
+        std::fs::write(t.root.join("up3.bin"), &data[..1_000_000]).unwrap();
+        let (ok, _, err) = twill(&[
+            "ftp-put",
+            "-c",
+            up.to_str().unwrap(),
+            &format!("{base}/up3.bin"),
+        ]);
+        assert!(ok, "{err}");
+        assert_eq!(
+            std::fs::read(t.root.join("up3.bin")).unwrap(),
+            data,
+            "resumed upload"
+        );
+        // Failures are one line and a non-zero exit.
+        let (ok, _, err) = twill(&["ftp-get", &format!("{base}/missing.bin")]);
+        assert!(!ok && err.contains("550"), "{err}");
+        let (ok, _, err) = twill(&[
+            "ftp-get",
+            &format!("ftp://alice:wrong@127.0.0.1:{}/hello.txt", srv.port),
+        ]);
+        assert!(!ok && err.contains("530"), "{err}");
+    }
+}
+
+/// The client machine's other operations (mkdir, rename, delete, size)
+/// against pyftpdlib, on the mio reactor.
+#[test]
+fn client_machine_operations_against_pyftpdlib() {
+    use std::sync::mpsc;
+    use twill::ftp::{Client, ClientConfig, ClientEvent, Outcome};
+    use twill_core::{Cx, Service};
+
+    struct Ops(mpsc::Sender<(u64, Result<Outcome, String>)>);
+    impl Service<Client> for Ops {
+        type Done = ();
+        fn on_event(&mut self, cx: &mut Cx<'_, Client, ()>, e: ClientEvent) {
+            match e {
+                ClientEvent::Done { id, result } => {
+                    let _ = self.0.send((id.0, result.map_err(|e| e.to_string())));
+                }
+                ClientEvent::Closed => cx.stop(),
+                _ => {}
+            }
+        }
+    }
+
+    let t = tree("pyftpd-ops");
+    let srv = pyftpdlib(&t.root, false);
+    let mut c = Client::new(ClientConfig {
+        user: "alice".into(),
+        password: "secret".into(),
+        ..ClientConfig::default()
+    });
+    c.mkdir("newdir").unwrap();
+    c.rename("hello.txt", "newdir/renamed.txt").unwrap();
+    c.size("newdir/renamed.txt").unwrap();
+    c.delete("unix.txt").unwrap();
+    c.delete("no-such-file").unwrap();
+    c.rmdir("sub").unwrap();
+    c.quit().unwrap();
+    let (tx, rx) = mpsc::channel();
+    let mut reactor = twill_mio::Reactor::new().unwrap();
+    let ep = format!("tcp:127.0.0.1:{}", srv.port).parse().unwrap();
+    let _s = reactor.connect(&ep, c, Ops(tx));
+    reactor.run().unwrap();
+    let got: Vec<_> = rx.try_iter().collect();
+    assert_eq!(got.len(), 7, "{got:?}");
+    assert_eq!(got[0], (1, Ok(Outcome::Ok)));
+    assert_eq!(got[1], (2, Ok(Outcome::Ok)));
+    assert_eq!(got[2], (3, Ok(Outcome::Size(12))));
+    assert_eq!(got[3], (4, Ok(Outcome::Ok)));
+    assert!(
+        matches!(&got[4], (5, Err(e)) if e.contains("550")),
+        "{got:?}"
+    );
+    assert_eq!(got[5], (6, Ok(Outcome::Ok)));
+    assert_eq!(got[6], (7, Ok(Outcome::Ok)));
+    assert_eq!(
+        std::fs::read(t.root.join("newdir/renamed.txt")).unwrap(),
+        b"hello world\n"
+    );
+    assert!(!t.root.join("unix.txt").exists() && !t.root.join("sub").exists());
+}

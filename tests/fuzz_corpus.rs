@@ -116,3 +116,18 @@ fn smtp_server_machine_corpus() {
 fn pop3_server_machine_corpus() {
     replay("pop3_server_machine", targets::pop3_server_machine);
 }
+
+#[test]
+fn ftp_command_corpus() {
+    replay("ftp_command", targets::ftp_command);
+}
+
+#[test]
+fn ftp_reply_corpus() {
+    replay("ftp_reply", targets::ftp_reply);
+}
+
+#[test]
+fn ftp_server_machine_corpus() {
+    replay("ftp_server_machine", targets::ftp_server_machine);
+}

@@ -1554,3 +1554,300 @@ pub fn smtp_server_machine(data: &[u8]) {
 pub fn pop3_server_machine(data: &[u8]) {
     mail::pop3_server(data);
 }
+
+// ---------------------------------------------------------------- FTP
+
+mod ftp {
+    use std::collections::BTreeSet;
+
+    use bytes::{Bytes, BytesMut};
+    use twill_core::{
+        Addr, Close, ConnId, Duration, Input, ListenerId, Machine, Now, Open, OpenError, Output,
+    };
+    use twill_ftp::codec::{command, reply};
+    use twill_ftp::{FsError, ReplyParser, RequestId, Server, ServerConfig, ServerEvent};
+
+    /// Command lines: parsing never panics; a parsed command re-encodes
+    /// and parses back to the same verb and argument.
+    pub fn command_lines(data: &[u8]) {
+        for line in data.split(|&b| b == b'\n') {
+            let stripped = command::strip_telnet(line);
+            if let Ok(c) = command::parse(&stripped) {
+                let mut out = BytesMut::new();
+                command::encode(c.name, c.arg, &mut out).expect("a parsed argument encodes");
+                let again = &out[..out.len() - 2];
+                let d = command::parse(again).expect("re-encoded command parses");
+                assert_eq!((d.verb, d.arg), (c.verb, c.arg));
+            }
+        }
+    }
+
+    fn replies(data: &[u8], piece: usize) -> (Vec<(u16, usize)>, bool) {
+        let mut p = ReplyParser::default();
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        for chunk in data.chunks(piece.max(1)) {
+            buf.extend_from_slice(chunk);
+            loop {
+                match p.decode(&mut buf) {
+                    Ok(Some(r)) => got.push((r.code, r.lines.len())),
+                    Ok(None) => break,
+                    Err(_) => return (got, true),
+                }
+            }
+        }
+        (got, false)
+    }
+
+    /// Replies: parsing never panics and does not depend on how the input
+    /// is cut; a parsed reply re-encodes to one with the same code and
+    /// line count.
+    pub fn reply_stream(data: &[u8]) {
+        let whole = replies(data, data.len());
+        assert_eq!(whole, replies(data, 1), "byte at a time differs");
+        assert_eq!(whole, replies(data, 7), "7-byte pieces differ");
+        let mut p = ReplyParser::default();
+        let mut buf = BytesMut::from(data);
+        while let Ok(Some(r)) = p.decode(&mut buf) {
+            let mut out = BytesMut::new();
+            reply::encode(r.code, &r.lines.join("\n"), &mut out);
+            let mut q = ReplyParser::default();
+            let back = q
+                .decode(&mut out)
+                .expect("encoded reply parses")
+                .expect("complete");
+            assert_eq!((back.code, back.lines.len()), (r.code, r.lines.len()));
+        }
+    }
+
+    const CTRL: ConnId = ConnId(1);
+
+    fn ip(s: &str) -> Addr {
+        Addr::Ip(s.parse().expect("address"))
+    }
+
+    /// Drains; checks `Wait` comes, nothing is sent after a close, and
+    /// collects opens and requests.
+    fn drain(
+        m: &mut Server,
+        closed: &mut BTreeSet<ConnId>,
+        opens: &mut Vec<(ConnId, Open)>,
+        requests: &mut Vec<RequestId>,
+    ) {
+        for _ in 0..100_000 {
+            match m.poll_output() {
+                Output::Wait { .. } => return,
+                Output::Transmit { conn, .. } => {
+                    assert!(
+                        !closed.contains(&conn),
+                        "transmit on {conn} after its close"
+                    );
+                }
+                Output::Close { conn, how } if how != Close::WriteHalf => {
+                    closed.insert(conn);
+                }
+                Output::Open { conn, how } => opens.push((conn, how)),
+                Output::Event(ServerEvent::Request { id, .. } | ServerEvent::Login { id, .. }) => {
+                    requests.push(id)
+                }
+                _ => {}
+            }
+        }
+        panic!("poll_output never returned Wait");
+    }
+
+    /// The server machine under an arbitrary sequence of control bytes,
+    /// data-connection events, driver answers and application answers:
+    /// never panics, always drains, never takes more than offered.
+    pub fn server_machine(data: &[u8]) {
+        let cfg = ServerConfig {
+            anonymous: true,
+            passive_ports: Some((50_000, 50_003)),
+            max_line: 64,
+            upload_window: 16,
+            download_high: 32,
+            download_low: 8,
+            ..ServerConfig::default()
+        };
+        let mut m = Server::new(cfg);
+        let mut now = Now::default();
+        let (mut closed, mut opens, mut requests) = (BTreeSet::new(), Vec::new(), Vec::new());
+        let mut data_conns: Vec<ConnId> = Vec::new();
+        let mut next_conn = 2u64;
+        let _ = m.handle_input(
+            now,
+            Input::Accepted {
+                conn: CTRL,
+                listener: ListenerId(1),
+                local: ip("127.0.0.1:21"),
+                peer: ip("127.0.0.1:40000"),
+            },
+        );
+        drain(&mut m, &mut closed, &mut opens, &mut requests);
+        let mut i = 0;
+        while i < data.len() {
+            let op = data[i];
+            i += 1;
+            let arg = data.get(i).copied().unwrap_or(0);
+            let last_req = requests.last().copied().unwrap_or(RequestId(0));
+            match op % 16 {
+                0..=5 => {
+                    // Control bytes: up to 32, biased to real commands.
+                    let n = (arg as usize % 32).min(data.len() - i);
+                    let chunk = &data[i..i + n];
+                    i += n;
+                    let bytes: &[u8] = if op % 16 == 0 {
+                        const CMDS: &[&[u8]] = &[
+                            b"USER anonymous\r\nPASS x\r\n",
+                            b"PASV\r\n",
+                            b"EPSV\r\n",
+                            b"RETR a\r\n",
+                            b"STOR b\r\n",
+                            b"LIST\r\n",
+                            b"ABOR\r\n",
+                            b"PORT 127,0,0,1,200,1\r\n",
+                            b"TYPE A\r\n",
+                            b"REST 3\r\n",
+                            b"STAT\r\n",
+                            b"QUIT\r\n",
+                            b"USER bob\r\nPASS y\r\n",
+                            b"MLST x\r\n",
+                        ];
+                        CMDS[arg as usize % CMDS.len()]
+                    } else {
+                        chunk
+                    };
+                    if let Ok(t) = m.handle_input(now, Input::Data { conn: CTRL, bytes }) {
+                        assert!(t <= bytes.len());
+                    }
+                }
+                6 if !opens.is_empty() => {
+                    // The driver answers the oldest open.
+                    let (c, how) = opens.remove(0);
+                    let input = match (arg % 3, how) {
+                        (0, _) => Input::OpenFailed {
+                            conn: c,
+                            error: OpenError::AddrInUse,
+                        },
+                        (1, Open::Listen(a)) => Input::Opened {
+                            conn: c,
+                            local: Addr::Ip(a),
+                            peer: Addr::Ip(a),
+                        },
+                        _ => Input::Opened {
+                            conn: c,
+                            local: ip("127.0.0.1:20"),
+                            peer: ip("127.0.0.1:51201"),
+                        },
+                    };
+                    if let Input::Opened { conn, .. } = &input {
+                        data_conns.push(*conn);
+                    }
+                    let _ = m.handle_input(now, input);
+                }
+                7 => {
+                    // A connection on a machine listener, from us or a stranger.
+                    let c = ConnId(next_conn);
+                    next_conn += 1;
+                    data_conns.push(c);
+                    let listener = ListenerId(data_conns.first().map_or(0, |l| l.0));
+                    let peer = if arg % 4 == 0 {
+                        "10.0.0.1:1"
+                    } else {
+                        "127.0.0.1:40001"
+                    };
+                    let _ = m.handle_input(
+                        now,
+                        Input::Accepted {
+                            conn: c,
+                            listener,
+                            local: ip("127.0.0.1:50000"),
+                            peer: ip(peer),
+                        },
+                    );
+                }
+                8 => {
+                    if let Some(&c) = data_conns.get(arg as usize % data_conns.len().max(1)) {
+                        let n = (arg as usize % 40).min(data.len() - i);
+                        let bytes = &data[i..i + n];
+                        i += n;
+                        if let Ok(t) = m.handle_input(now, Input::Data { conn: c, bytes }) {
+                            assert!(t <= bytes.len());
+                        }
+                    }
+                }
+                9 => {
+                    if let Some(&c) = data_conns.get(arg as usize % data_conns.len().max(1)) {
+                        let input = match arg % 3 {
+                            0 => Input::Eof {
+                                conn: c,
+                                clean: true,
+                            },
+                            1 => Input::Closed { conn: c },
+                            _ => Input::Sent {
+                                conn: c,
+                                bytes: arg as usize,
+                            },
+                        };
+                        let _ = m.handle_input(now, input);
+                    }
+                }
+                10 => {
+                    let _ = match arg % 10 {
+                        0 => m.done(last_req),
+                        1 => m.fail(last_req, FsError::NotFound),
+                        2 => m.listing(last_req, Bytes::from_static(b"a\r\nb\r\n")),
+                        3 => m.send_data(last_req, Bytes::from_static(b"x\ny\n")),
+                        4 => m.finish(last_req),
+                        5 => m.start_upload(last_req),
+                        6 => m.consumed(last_req, arg as usize),
+                        7 => m.login(last_req, arg & 0x10 != 0),
+                        8 => m.size(last_req, 7),
+                        _ => m.facts(last_req, "type=file; x"),
+                    };
+                }
+                11 => {
+                    now = now.after(Duration::from_millis(u64::from(arg) * 250));
+                    m.handle_timeout(now);
+                }
+                12 => {
+                    let _ = m.handle_input(
+                        now,
+                        Input::Sent {
+                            conn: CTRL,
+                            bytes: 1 << 20,
+                        },
+                    );
+                }
+                13 => {
+                    let _ = m.handle_input(
+                        now,
+                        Input::Eof {
+                            conn: CTRL,
+                            clean: true,
+                        },
+                    );
+                }
+                _ => {}
+            }
+            drain(&mut m, &mut closed, &mut opens, &mut requests);
+        }
+        let _ = m.handle_input(now, Input::Closed { conn: CTRL });
+        drain(&mut m, &mut closed, &mut opens, &mut requests);
+    }
+}
+
+/// FTP command lines: never panic; parse → encode → parse is stable.
+pub fn ftp_command(data: &[u8]) {
+    ftp::command_lines(data);
+}
+
+/// FTP replies: never panic, chunking-independent, encode round trip.
+pub fn ftp_reply(data: &[u8]) {
+    ftp::reply_stream(data);
+}
+
+/// The FTP server machine under arbitrary inputs and answers.
+pub fn ftp_server_machine(data: &[u8]) {
+    ftp::server_machine(data);
+}

@@ -7,5 +7,7 @@
 pub use twill_ftp::*;
 
 pub mod cli;
+pub mod client;
 pub mod fs;
 pub mod service;
+pub mod url;

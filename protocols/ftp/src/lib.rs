@@ -31,11 +31,13 @@
 
 extern crate alloc;
 
+pub mod client;
 pub mod codec;
 pub mod error;
 pub mod path;
 pub mod server;
 
+pub use client::{Client, ClientConfig, ClientError, ClientEvent, OpId, Outcome};
 pub use codec::reply::{Reply, ReplyParser};
 pub use error::{Error, Violation};
 pub use path::VPath;

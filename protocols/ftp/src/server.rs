@@ -887,7 +887,13 @@ impl Server {
 
     /// Resumes reading the control connection if nothing blocks it.
     fn maybe_resume(&mut self) {
-        if !self.input_blocked() {
+        // A deferred command runs first (pump takes it once nothing is
+        // pending), then whatever lines wait behind it.
+        if self.pending.is_none()
+            && self.login_delay_until.is_none()
+            && !self.closing
+            && !self.ctrl_budget.is_full()
+        {
             self.pump();
         }
         if self.ctrl_paused && !self.input_blocked() {
@@ -899,6 +905,9 @@ impl Server {
     }
 
     fn after_pending(&mut self) {
+        // The idle clock restarts when a request ends: a transfer longer
+        // than the idle timeout is not idleness.
+        self.idle_deadline = self.config.idle_timeout.map(|d| self.now.mono + d);
         self.maybe_resume();
     }
 
@@ -1610,7 +1619,9 @@ impl Server {
         }
         t.connected = true;
         t.deadline = None;
-        if t.dir == Dir::Upload && t.paused {
+        if t.dir == Dir::Upload {
+            // Bytes the client sent before the application was ready were
+            // left with the driver: offer them now.
             t.paused = false;
             self.out.push(Output::Resume { conn });
         }

@@ -1,0 +1,313 @@
+//! The server machine under a simulated driver: the data channel's
+//! life (PASV listener, accept, transfer, close) and the rule that a
+//! transfer completes only when both its data connection's end and the
+//! application's end are seen, in either order; the passive port range;
+//! foreign data connections; the login delay; bounded lines.
+
+use bytes::Bytes;
+use twill_core::testing::Sim;
+use twill_core::{Addr, Close, ConnId, Duration, Input, ListenerId, Open, OpenError};
+use twill_ftp::{Op, RequestId, Server, ServerConfig, ServerEvent, Violation};
+
+const C: ConnId = ConnId(1);
+const D: ConnId = ConnId(2);
+
+fn ip(s: &str) -> Addr {
+    Addr::Ip(s.parse().unwrap())
+}
+
+fn logged_in(cfg: ServerConfig) -> Sim<Server> {
+    let mut s = Sim::new(Server::new(ServerConfig {
+        anonymous: true,
+        ..cfg
+    }));
+    s.input(Input::Accepted {
+        conn: C,
+        listener: ListenerId(1),
+        local: ip("127.0.0.1:21"),
+        peer: ip("127.0.0.1:40000"),
+    });
+    s.data(C, b"USER anonymous\r\nPASS x\r\n");
+    assert!(s
+        .sent_text(C)
+        .ends_with("230 Login successful (read-only).\r\n"));
+    s
+}
+
+/// PASV, the listener opens, the client connects from `from`.
+fn passive(s: &mut Sim<Server>, from: &str) -> ConnId {
+    s.data(C, b"PASV\r\n");
+    let (l, how) = s.opens.last().cloned().expect("a listen");
+    assert!(matches!(how, Open::Listen(a) if a.ip().to_string() == "127.0.0.1"));
+    s.opens.clear();
+    s.input(Input::Opened {
+        conn: l,
+        local: ip("127.0.0.1:50007"),
+        peer: ip("127.0.0.1:50007"),
+    });
+    assert!(s
+        .sent_text(C)
+        .ends_with("227 Entering Passive Mode (127,0,0,1,195,87).\r\n"));
+    s.input(Input::Accepted {
+        conn: D,
+        listener: ListenerId(l.0),
+        local: ip("127.0.0.1:50007"),
+        peer: ip(from),
+    });
+    l
+}
+
+fn last_request(s: &Sim<Server>) -> (RequestId, Op) {
+    s.events
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            ServerEvent::Request { id, op } => Some((*id, op.clone())),
+            _ => None,
+        })
+        .expect("a request")
+}
+
+#[test]
+fn download_ends_only_after_the_data_connection_closed() {
+    let mut s = logged_in(ServerConfig::default());
+    s.auto_closed = false;
+    let l = passive(&mut s, "127.0.0.1:40001");
+    assert!(
+        s.closes.contains(&(l, Close::Abort)),
+        "one connection per PASV"
+    );
+    s.data(C, b"RETR f.bin\r\n");
+    let (id, op) = last_request(&s);
+    assert!(matches!(
+        op,
+        Op::Retr {
+            offset: 0,
+            ascii: false,
+            ..
+        }
+    ));
+    s.machine
+        .send_data(id, Bytes::from_static(b"payload"))
+        .unwrap();
+    s.drain();
+    assert!(s.sent_text(C).ends_with(
+        "125 Data connection already open; BINARY mode data connection for /f.bin.\r\n"
+    ));
+    s.machine.finish(id).unwrap();
+    s.drain();
+    assert_eq!(s.sent[&D], b"payload");
+    assert!(s.closes.contains(&(D, Close::Graceful)));
+    // The application is done, the data connection not yet: no 226.
+    assert!(!s.sent_text(C).contains("226"));
+    s.closed(D);
+    assert!(s.sent_text(C).ends_with("226 Transfer complete.\r\n"));
+    assert!(s
+        .events
+        .contains(&ServerEvent::TransferDone { id, bytes: 7 }));
+}
+
+#[test]
+fn upload_ends_after_eof_and_the_application_in_either_order() {
+    for app_first in [false, true] {
+        let mut s = logged_in(ServerConfig::default());
+        s.data(C, b"USER u\r\n");
+        // Named users need the application; log in as one.
+        s.data(C, b"PASS p\r\n");
+        let id = s
+            .events
+            .iter()
+            .find_map(|e| match e {
+                ServerEvent::Login { id, .. } => Some(*id),
+                _ => None,
+            })
+            .unwrap();
+        s.machine.login(id, true).unwrap();
+        s.drain();
+        passive(&mut s, "127.0.0.1:40001");
+        // The client sends data before the application is ready: held.
+        s.data(C, b"STOR up.bin\r\n");
+        s.data(D, b"hello ");
+        assert_eq!(s.held(D), 6);
+        let (id, _) = last_request(&s);
+        s.machine.start_upload(id).unwrap();
+        s.drain();
+        s.data(D, b"world");
+        let got: Vec<u8> = s
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                ServerEvent::Upload { data, .. } => Some(data.to_vec()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(got, b"hello world");
+        s.machine.consumed(id, 11).unwrap();
+        if app_first {
+            // The application's end first: no 226 until the data ends.
+            s.machine.done(id).unwrap();
+            s.drain();
+            assert!(!s.sent_text(C).contains("226"));
+            s.eof(D);
+        } else {
+            s.eof(D);
+            assert!(s.events.contains(&ServerEvent::UploadEnd { id }));
+            assert!(!s.sent_text(C).contains("226"));
+            s.machine.done(id).unwrap();
+            s.drain();
+        }
+        assert!(s.sent_text(C).ends_with("226 Transfer complete.\r\n"));
+    }
+}
+
+#[test]
+fn a_lost_data_connection_is_426_and_the_session_goes_on() {
+    let mut s = logged_in(ServerConfig::default());
+    passive(&mut s, "127.0.0.1:40001");
+    s.data(C, b"RETR f.bin\r\nNOOP\r\n");
+    let (id, _) = last_request(&s);
+    s.machine
+        .send_data(id, Bytes::from_static(b"partial"))
+        .unwrap();
+    s.drain();
+    // NOOP is served during a transfer.
+    assert!(s.sent_text(C).contains("200 NOOP ok.\r\n"));
+    s.closed(D);
+    assert!(s
+        .sent_text(C)
+        .ends_with("426 Connection closed; transfer aborted.\r\n"));
+    assert!(s.events.contains(&ServerEvent::Aborted { id }));
+    assert!(s.machine.finish(id).is_err());
+    s.data(C, b"PWD\r\n");
+    assert!(s
+        .sent_text(C)
+        .ends_with("257 \"/\" is the current directory.\r\n"));
+}
+
+#[test]
+fn commands_wait_behind_a_pending_request() {
+    let mut s = logged_in(ServerConfig::default());
+    s.data(C, b"SIZE a\r\nPWD\r\n");
+    let (id, _) = last_request(&s);
+    assert!(!s.sent_text(C).contains("257"), "PWD waits for SIZE");
+    s.machine.size(id, 42).unwrap();
+    s.drain();
+    assert!(s
+        .sent_text(C)
+        .ends_with("213 42\r\n257 \"/\" is the current directory.\r\n"));
+}
+
+#[test]
+fn passive_port_range_walks_past_busy_ports() {
+    let mut s = logged_in(ServerConfig {
+        passive_ports: Some((50_000, 50_002)),
+        ..ServerConfig::default()
+    });
+    s.data(C, b"EPSV\r\n");
+    let mut ports = Vec::new();
+    for _ in 0..3 {
+        let (l, how) = s.opens.pop().expect("a listen");
+        let Open::Listen(a) = how else { panic!() };
+        ports.push(a.port());
+        s.open_failed(l, OpenError::AddrInUse);
+    }
+    ports.sort();
+    assert_eq!(ports, [50_000, 50_001, 50_002]);
+    assert!(s.opens.is_empty(), "the range is exhausted");
+    assert!(s
+        .sent_text(C)
+        .ends_with("425 Cannot open a passive connection.\r\n"));
+}
+
+#[test]
+fn foreign_data_connections_are_refused() {
+    let mut s = logged_in(ServerConfig::default());
+    s.data(C, b"PASV\r\n");
+    let (l, _) = s.opens.pop().unwrap();
+    s.input(Input::Opened {
+        conn: l,
+        local: ip("127.0.0.1:50007"),
+        peer: ip("127.0.0.1:50007"),
+    });
+    s.input(Input::Accepted {
+        conn: D,
+        listener: ListenerId(l.0),
+        local: ip("127.0.0.1:50007"),
+        peer: ip("10.9.9.9:1234"),
+    });
+    assert!(s.closes.contains(&(D, Close::Abort)));
+    assert!(!s.closes.contains(&(l, Close::Abort)), "still listening");
+    assert!(s
+        .events
+        .contains(&ServerEvent::Violation(Violation::ForeignDataConnection)));
+    // Bounce: PORT to another host, or to a privileged port.
+    s.data(C, b"PORT 10,9,9,9,4,1\r\nPORT 127,0,0,1,0,21\r\n");
+    assert!(s
+        .sent_text(C)
+        .ends_with("500 Illegal PORT command.\r\n500 Illegal PORT command.\r\n"));
+}
+
+#[test]
+fn failed_logins_pause_input_for_a_growing_delay() {
+    let mut s = Sim::new(Server::new(ServerConfig::default()));
+    s.input(Input::Accepted {
+        conn: C,
+        listener: ListenerId(1),
+        local: ip("127.0.0.1:21"),
+        peer: ip("127.0.0.1:40000"),
+    });
+    s.data(C, b"USER u\r\nPASS bad\r\n");
+    let id = match s.events.last() {
+        Some(ServerEvent::Login { id, .. }) => *id,
+        e => panic!("{e:?}"),
+    };
+    s.machine.login(id, false).unwrap();
+    s.drain();
+    s.data(C, b"NOOP\r\n");
+    assert_eq!(s.held(C), 6, "input paused during the delay");
+    assert!(!s.sent_text(C).contains("530"));
+    s.advance(Duration::from_millis(999));
+    assert!(!s.sent_text(C).contains("530"));
+    s.advance(Duration::from_millis(1));
+    assert!(s
+        .sent_text(C)
+        .ends_with("530 Login incorrect.\r\n200 NOOP ok.\r\n"));
+}
+
+#[test]
+fn overlong_lines_get_500_and_the_session_continues() {
+    let mut s = logged_in(ServerConfig::default());
+    let mut long = vec![b'N'; 10_000];
+    long.extend_from_slice(b"\r\nNOOP\r\n");
+    for chunk in long.chunks(777) {
+        s.data(C, chunk);
+    }
+    assert!(s
+        .sent_text(C)
+        .ends_with("500 Command line too long.\r\n200 NOOP ok.\r\n"));
+}
+
+#[test]
+fn a_long_transfer_is_not_idleness() {
+    let mut s = logged_in(ServerConfig {
+        idle_timeout: Some(Duration::from_secs(10)),
+        ..ServerConfig::default()
+    });
+    passive(&mut s, "127.0.0.1:40001");
+    s.data(C, b"RETR f.bin\r\n");
+    let (id, _) = last_request(&s);
+    s.machine.send_data(id, Bytes::from_static(b"x")).unwrap();
+    s.drain();
+    s.advance(Duration::from_secs(60));
+    s.input(Input::Sent { conn: D, bytes: 1 });
+    s.machine.finish(id).unwrap();
+    s.drain();
+    assert!(s.sent_text(C).ends_with("226 Transfer complete.\r\n"));
+    s.advance(Duration::from_secs(9));
+    assert!(!s.sent_text(C).contains("421"));
+    s.advance(Duration::from_secs(2));
+    assert!(s
+        .sent_text(C)
+        .ends_with("421 Timeout; closing control connection.\r\n"));
+}
