@@ -2,6 +2,7 @@
 # Fuzz one target with libFuzzer: fuzz/run.sh TARGET [SECONDS]
 # Targets: lines netstring prefixed framed_machine chat_machine http_request
 # http_response http_chunked http_server_machine tls_server
+# websocket_frames websocket_machine websocket_inflate
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); libFuzzer's instrumentation
 # is nightly-only, so this runs the stable toolchain with RUSTC_BOOTSTRAP=1.
 # New interesting inputs land in fuzz/corpus/TARGET/ (commit the small ones

@@ -86,3 +86,18 @@ fn http_server_machine_corpus() {
 fn tls_server_corpus() {
     replay("tls_server", targets::tls_server);
 }
+
+#[test]
+fn websocket_frames_corpus() {
+    replay("websocket_frames", targets::websocket_frames);
+}
+
+#[test]
+fn websocket_machine_corpus() {
+    replay("websocket_machine", targets::websocket_machine);
+}
+
+#[test]
+fn websocket_inflate_corpus() {
+    replay("websocket_inflate", targets::websocket_inflate);
+}
