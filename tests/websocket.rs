@@ -127,6 +127,13 @@ fn twill_ws(args: &[&str], input: &str, lines: usize) -> (i32, String, String) {
     (code, out, err)
 }
 
+/// A line long enough to be sent compressed.
+const LONG: &str = "twill twill twill twill twill twill twill twill twill twill twill twill";
+
+fn session_input() -> String {
+    format!("hello\nκόσμε 𝄞\nbig\n{LONG}\n")
+}
+
 fn check_session(out: &str, path: &str, deflate: bool) {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
@@ -144,7 +151,11 @@ fn check_session(out: &str, path: &str, deflate: bool) {
     assert_eq!(lines.get(2), Some(&"echo: hello"));
     assert_eq!(lines.get(3), Some(&"echo: κόσμε 𝄞"));
     assert_eq!(lines.get(4).map(|l| l.len()), Some(200_000));
-    assert_eq!(lines.len(), 5, "nothing else");
+    assert_eq!(
+        lines.get(5).copied(),
+        Some(format!("echo: {LONG}").as_str())
+    );
+    assert_eq!(lines.len(), 6, "nothing else");
 }
 
 #[test]
@@ -156,7 +167,7 @@ fn twill_ws_against_a_websockets_server() {
         if !deflate {
             args.push("--no-deflate");
         }
-        let (code, out, err) = twill_ws(&args, "hello\nκόσμε 𝄞\nbig\n", 5);
+        let (code, out, err) = twill_ws(&args, &session_input(), 6);
         assert_eq!(code, 0, "{err}");
         check_session(&out, "/chat?room=1", deflate);
         // The client closed with 1000 and the server saw it.
@@ -171,7 +182,7 @@ fn twill_ws_over_tls_with_ca() {
     let (cert, key) = twill::serve_tls::write_cert(vec!["localhost".into()], &dir).unwrap();
     let server = PyServer::start(&[&cert, &key]);
     let url = format!("wss://localhost:{}/secure", server.port);
-    let (code, out, err) = twill_ws(&[&url, "--ca", &cert], "hello\nκόσμε 𝄞\nbig\n", 5);
+    let (code, out, err) = twill_ws(&[&url, "--ca", &cert], &session_input(), 6);
     assert_eq!(code, 0, "{err}");
     check_session(&out, "/secure", true);
     assert_eq!(server.finish().trim(), "closed 1000");

@@ -14,6 +14,7 @@ import ssl
 import sys
 import threading
 
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 from websockets.sync.server import serve
 
 ctx = None
@@ -45,7 +46,18 @@ def handler(ws):
 if echo:
     server = serve(echo_handler, "127.0.0.1", 0, max_size=16 << 20)
 else:
-    server = serve(handler, "127.0.0.1", 0, ssl=ctx, max_size=None)
+    # Full 32 KiB windows both ways (websockets' default limits the
+    # client to 4 KiB, under which twill sends uncompressed), so the
+    # client's compressor is exercised too.
+    server = serve(
+        handler,
+        "127.0.0.1",
+        0,
+        ssl=ctx,
+        max_size=None,
+        compression=None,
+        extensions=[ServerPerMessageDeflateFactory()],
+    )
 with server:
     print(server.socket.getsockname()[1], flush=True)
     timer = threading.Timer(120 if echo else 60, server.shutdown)
