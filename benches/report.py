@@ -16,6 +16,8 @@ GROUPS = {
               ["twill", "twill_decode_each", "tokio_util_LinesCodec", "memchr_scan"]),
     "http_head_short": ("httparse", ["httparse", "twill_decode", "twill_machine_round_trip"]),
     "http_head_long": ("httparse", ["httparse", "twill_decode", "twill_machine_round_trip"]),
+    "ws_frames_20B": ("tungstenite", ["tungstenite", "fastwebsockets", "twill"]),
+    "ws_frames_16KiB": ("tungstenite", ["tungstenite", "fastwebsockets", "twill"]),
 }
 
 
