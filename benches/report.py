@@ -20,6 +20,8 @@ GROUPS = {
     "irc_parse_tags": ("irc-proto", ["irc-proto", "twill"]),
     "smtp_commands": ("smtp_proto", ["smtp_proto", "twill"]),
     "smtp_unstuff": ("memchr_scan", ["memchr_scan", "twill", "smtp_proto"]),
+    "ws_frames_20B": ("tungstenite", ["tungstenite", "fastwebsockets", "twill"]),
+    "ws_frames_16KiB": ("tungstenite", ["tungstenite", "fastwebsockets", "twill"]),
 }
 
 

@@ -131,3 +131,18 @@ fn ftp_reply_corpus() {
 fn ftp_server_machine_corpus() {
     replay("ftp_server_machine", targets::ftp_server_machine);
 }
+
+#[test]
+fn websocket_frames_corpus() {
+    replay("websocket_frames", targets::websocket_frames);
+}
+
+#[test]
+fn websocket_machine_corpus() {
+    replay("websocket_machine", targets::websocket_machine);
+}
+
+#[test]
+fn websocket_inflate_corpus() {
+    replay("websocket_inflate", targets::websocket_inflate);
+}

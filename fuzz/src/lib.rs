@@ -1851,3 +1851,217 @@ pub fn ftp_reply(data: &[u8]) {
 pub fn ftp_server_machine(data: &[u8]) {
     ftp::server_machine(data);
 }
+
+mod websocket {
+    //! WebSocket: the frame parser, both roles' connection machines and
+    //! the inflate path.
+
+    use bytes::{Bytes, BytesMut};
+    use twill_core::rng::RngCore;
+    use twill_core::{ConnId, Duration, Input, Machine, Now, Output};
+    use twill_websocket::codec::{parse_header, write_header, Utf8Validator};
+    use twill_websocket::deflate::{Deflate, DeflateConfig, DeflateParams};
+    use twill_websocket::{CloseCode, Config, Kind, Role, WebSocket, WsEvent};
+
+    /// Headers parse without panic, re-encode minimally to the same
+    /// header; the UTF-8 validator agrees with std however the input is
+    /// cut.
+    pub fn frames(data: &[u8]) {
+        let mut rest = data;
+        while let Ok(Some((h, n))) = parse_header(rest) {
+            assert!((2..=14).contains(&n) && n <= rest.len());
+            let mut b = BytesMut::new();
+            write_header(&mut b, &h);
+            assert!(b.len() <= n, "re-encoding is minimal");
+            assert_eq!(parse_header(&b), Ok(Some((h, b.len()))));
+            rest = &rest[n..];
+        }
+        let cut = data.first().map_or(0, |&c| usize::from(c)).min(data.len());
+        let mut v = Utf8Validator::new();
+        let ok = v.feed(&data[..cut]).is_ok() && v.feed(&data[cut..]).is_ok() && v.is_complete();
+        assert_eq!(ok, std::str::from_utf8(data).is_ok());
+    }
+
+    /// A fixed-output RNG (the fuzzer chooses everything else).
+    struct Fixed(u32);
+    impl RngCore for Fixed {
+        fn next_u32(&mut self) -> u32 {
+            self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            self.0
+        }
+        fn next_u64(&mut self) -> u64 {
+            u64::from(self.next_u32())
+        }
+        fn fill_bytes(&mut self, d: &mut [u8]) {
+            d.iter_mut().for_each(|b| *b = self.next_u32() as u8);
+        }
+        fn try_fill_bytes(&mut self, d: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.fill_bytes(d);
+            Ok(())
+        }
+    }
+
+    fn params() -> DeflateParams {
+        DeflateParams {
+            server_no_context_takeover: false,
+            client_no_context_takeover: false,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
+        }
+    }
+
+    /// Drains; checks nothing goes out after a `Close` and messages respect
+    /// the limit. Returns whether the machine closed.
+    fn drain(m: &mut WebSocket, closed: &mut bool, max: usize) {
+        for _ in 0..100_000 {
+            match m.poll_output() {
+                Output::Wait { .. } => return,
+                Output::Transmit { .. } => assert!(!*closed, "output after Close"),
+                Output::Close { .. } => *closed = true,
+                Output::Event(WsEvent::Message { kind, data }) => {
+                    assert!(data.len() <= max, "message over the limit");
+                    if kind == Kind::Text {
+                        assert!(std::str::from_utf8(&data).is_ok());
+                    }
+                }
+                _ => {}
+            }
+        }
+        panic!("poll_output never reached Wait");
+    }
+
+    /// A machine of the role and options the first byte picks, fed the rest
+    /// as a sequence of data chunks, EOF, acks, time and commands.
+    pub fn machine(data: &[u8]) {
+        let Some((&sel, mut rest)) = data.split_first() else {
+            return;
+        };
+        let role = if sel & 1 == 0 {
+            Role::Server
+        } else {
+            Role::Client
+        };
+        let cfg = Config {
+            max_frame: 300,
+            max_message: 500,
+            streaming: sel & 2 != 0,
+            keepalive: (sel & 4 != 0).then(|| Duration::from_secs(1)),
+            keepalive_timeout: Duration::from_secs(1),
+            output: twill_core::OutputBudget::new(400, 100),
+            ..Config::default()
+        };
+        let deflate = (sel & 8 != 0).then(params);
+        let conn = ConnId(1);
+        let mut m = WebSocket::new(conn, role, cfg, deflate, Some(Box::new(Fixed(7))));
+        let mut now = Now::default();
+        let mut closed = false;
+        let mut unacked = 0usize;
+        while let Some((&op, tail)) = rest.split_first() {
+            rest = tail;
+            match op % 8 {
+                0..=2 => {
+                    let n = usize::from(op / 8).min(rest.len());
+                    let (chunk, tail) = rest.split_at(n);
+                    rest = tail;
+                    let taken = m
+                        .handle_input(now, Input::Data { conn, bytes: chunk })
+                        .unwrap_or(0);
+                    assert!(
+                        taken == 0 || taken == chunk.len(),
+                        "Data is taken whole or not at all"
+                    );
+                }
+                3 => {
+                    let _ = m.handle_input(now, Input::Eof { conn, clean: true });
+                }
+                4 => {
+                    let n = unacked.min(usize::from(op) * 16);
+                    unacked -= n;
+                    let _ = m.handle_input(now, Input::Sent { conn, bytes: n });
+                }
+                5 => {
+                    now = now.after(Duration::from_millis(u64::from(op) * 20));
+                    m.handle_timeout(now);
+                }
+                6 => {
+                    let n = usize::from(op / 8).min(rest.len());
+                    let (chunk, tail) = rest.split_at(n);
+                    rest = tail;
+                    let _ = match op / 8 % 4 {
+                        0 => m.send(Kind::Binary, Bytes::copy_from_slice(chunk)),
+                        1 => m.ping(chunk),
+                        2 => m.send_frame(
+                            Kind::Binary,
+                            Bytes::copy_from_slice(chunk),
+                            op & 0x80 != 0,
+                        ),
+                        _ => m.send(
+                            Kind::Text,
+                            Bytes::from(String::from_utf8_lossy(chunk).into_owned()),
+                        ),
+                    };
+                }
+                _ => {
+                    let _ = m.close(CloseCode(u16::from(op) * 40), "bye");
+                }
+            }
+            // Count what went out for later acks.
+            loop {
+                match m.poll_output() {
+                    Output::Wait { .. } => break,
+                    Output::Transmit {
+                        payload: twill_core::Payload::Bytes(b),
+                        ..
+                    } => {
+                        assert!(!closed, "output after Close");
+                        unacked += b.len();
+                    }
+                    Output::Close { .. } => closed = true,
+                    Output::Event(WsEvent::Message { data, kind }) => {
+                        assert!(data.len() <= 500, "message over the limit");
+                        if kind == Kind::Text {
+                            assert!(std::str::from_utf8(&data).is_ok());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let _ = m.handle_input(now, Input::Closed { conn });
+        drain(&mut m, &mut closed, 500);
+    }
+
+    /// Arbitrary bytes as a compressed message, inflated in pieces under a
+    /// 64 KiB limit: never a panic, never more than the limit.
+    pub fn inflate(data: &[u8]) {
+        const MAX: usize = 64 * 1024;
+        let mut d = Deflate::new(&params(), false, &DeflateConfig::default());
+        let mut out = BytesMut::new();
+        let step = data.first().map_or(1, |&c| usize::from(c).max(1));
+        for piece in data.chunks(step) {
+            if d.inflate(piece, &mut out, MAX).is_err() {
+                assert!(out.len() <= MAX + 1);
+                return;
+            }
+            assert!(out.len() <= MAX);
+        }
+        let _ = d.finish_message(&mut out, MAX);
+        assert!(out.len() <= MAX + 1);
+    }
+}
+
+/// The WebSocket frame header parser and the UTF-8 validator.
+pub fn websocket_frames(data: &[u8]) {
+    websocket::frames(data);
+}
+
+/// The WebSocket connection machine, either role, with and without
+/// permessage-deflate, streaming and keep-alive.
+pub fn websocket_machine(data: &[u8]) {
+    websocket::machine(data);
+}
+
+/// permessage-deflate's inflate path with its size limit.
+pub fn websocket_inflate(data: &[u8]) {
+    websocket::inflate(data);
+}
