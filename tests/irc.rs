@@ -467,3 +467,92 @@ fn twill_irc_client_against_ngircd() {
         assert!(stdout.contains("#cli <bob> hi carol"), "{stdout}");
     });
 }
+
+/// `twill irc-client` over `tls:` with `--ca`, against `twill irc` serving
+/// an `ssl:` listener beside a plain one: what the TLS user types reaches a
+/// plain-TCP user and back, and without the CA the client refuses.
+#[test]
+fn twill_irc_client_over_tls_with_ca() {
+    let c = common::cert("irc-tls", &["localhost", "127.0.0.1"]);
+    let ssl = format!(
+        "ssl:0:interface=127.0.0.1:privateKey={}:certKey={}",
+        c.key, c.cert
+    );
+    let a = IrcArgs {
+        serve: args(Driver::Mio, &[&ssl, "tcp:0:interface=127.0.0.1"]),
+        name: "irc.test".into(),
+        motd: None,
+    };
+    let running = start(a, ServerConfig::default()).expect("bind");
+    let ports: Vec<u16> = running
+        .local_addrs()
+        .iter()
+        .filter_map(|a| a.socket_addr())
+        .map(|a| a.port())
+        .collect();
+    let (tls_port, plain_port) = (ports[0], ports[1]);
+
+    // Bob, in plain TCP, joins first.
+    let bob = TcpStream::connect(("127.0.0.1", plain_port)).expect("connect");
+    bob.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut w = bob.try_clone().expect("clone");
+    w.write_all(b"NICK bob\r\nUSER bob 0 * :Bob\r\nJOIN #sec\r\n")
+        .expect("register");
+    let mut r = BufReader::new(bob);
+    let wait_for = |r: &mut BufReader<TcpStream>, needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let mut line = String::new();
+        loop {
+            assert!(Instant::now() < deadline, "no {needle:?} in time");
+            line.clear();
+            let n = r
+                .read_line(&mut line)
+                .unwrap_or_else(|e| panic!("waiting for {needle:?}: {e}"));
+            assert!(n > 0, "server closed before {needle:?}");
+            if line.contains(needle) {
+                return line.clone();
+            }
+        }
+    };
+    wait_for(&mut r, " 366 ");
+
+    let mut cli = std::process::Command::new(env!("CARGO_BIN_EXE_twill"))
+        .args(["irc-client", &format!("tls:127.0.0.1:{tls_port}")])
+        .args(["--nick", "carol", "--join", "#sec", "--ca", &c.cert])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("twill irc-client");
+    wait_for(&mut r, ":carol!");
+    let mut stdin = cli.stdin.take().expect("stdin");
+    stdin.write_all(b"secret hello\n").expect("line");
+    stdin.flush().expect("flush");
+    let got = wait_for(&mut r, "PRIVMSG #sec");
+    assert!(got.contains(":secret hello"), "{got}");
+    w.write_all(b"PRIVMSG #sec :hi carol\r\n").expect("reply");
+    std::thread::sleep(Duration::from_millis(500));
+    stdin.write_all(b"/quit bye\n").expect("quit");
+    drop(stdin);
+    wait_for(&mut r, "QUIT");
+    let out = cli.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("<bob> hi carol"), "{stdout}");
+
+    // Without the CA, the server is not trusted: a clear failure, no hang.
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_twill"))
+        .args(["irc-client", &format!("tls:127.0.0.1:{tls_port}")])
+        .args(["--nick", "mallory", "--join", "#sec"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("twill irc-client");
+    assert!(!bad.status.success(), "an untrusted server must fail");
+    running.stop();
+}

@@ -59,24 +59,44 @@ pub fn run(a: IrcClientArgs) -> i32 {
     };
     let tls = matches!(&ep, ClientEndpoint::Tcp { tls: Some(_), .. });
     let res = if tls {
-        let ClientEndpoint::Tcp { host, .. } = &ep else {
+        let ClientEndpoint::Tcp {
+            host,
+            port,
+            timeout,
+            tls: Some(t),
+        } = &ep
+        else {
             return 1;
         };
-        let ctx = match a.ca.context(&[]) {
+        // The endpoint's `ca=` wins over --ca; `hostname=` names the
+        // server to verify.
+        let ca = match &t.ca {
+            Some(f) => CaArgs { ca: Some(f.into()) },
+            None => a.ca.clone(),
+        };
+        let ctx = match ca.context(&[]) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("twill irc-client: {e}");
                 return crate::cli::EXIT_USAGE;
             }
         };
-        let m = Tls::client(Client::new(cfg), &ctx, host);
+        let name = t.hostname.clone().unwrap_or_else(|| host.clone());
+        let m = Tls::client(Client::new(cfg), &ctx, &name);
+        // TLS is the layer around the machine, not the driver's.
+        let plain = ClientEndpoint::Tcp {
+            host: host.clone(),
+            port: *port,
+            timeout: *timeout,
+            tls: None,
+        };
         let events = |e: TlsEvent<ClientEvent>| match e {
             TlsEvent::Inner(e) => Ok(Some(e)),
             TlsEvent::Failed { error, .. } => Err(format!("TLS: {error}")),
             _ => Ok(None),
         };
         rt.block_on(session(
-            ep,
+            plain,
             m,
             a.join,
             |m: &mut Tls<Client>| m.inner_mut(),
