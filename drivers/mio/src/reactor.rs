@@ -131,6 +131,10 @@ pub(crate) struct Core {
     pub(crate) tokens: Slab<(u64, Key)>,
     pub(crate) buf: Box<[u8]>,
     clock: Arc<dyn Clock>,
+    /// The time read once when `poll` returned, for the ready sockets of
+    /// that iteration: reading both clocks per event was 5 % of a
+    /// pipelined HTTP profile. Stale by at most one iteration's work.
+    io_now: std::cell::Cell<Option<Now>>,
     pool: Option<twill_driver::Pool>,
     shared: Arc<Shared>,
     /// Sockets with input left after their fair share of an iteration (or
@@ -146,7 +150,7 @@ pub(crate) struct Core {
 impl Core {
     /// Both clocks, now.
     pub(crate) fn now(&self) -> Now {
-        self.clock.now()
+        self.io_now.get().unwrap_or_else(|| self.clock.now())
     }
 
     /// Runs `job` on the pool (started on first use).
@@ -237,6 +241,7 @@ impl Reactor {
                 tokens: Slab::new(),
                 buf: vec![0u8; READ_BUF].into_boxed_slice(),
                 clock,
+                io_now: std::cell::Cell::new(None),
                 pool: None,
                 shared: Arc::new(Shared {
                     calls: Mutex::new(Vec::new()),
@@ -389,6 +394,7 @@ impl Reactor {
             Err(e) => return Err(e),
         }
 
+        self.core.io_now.set(Some(self.core.clock.now()));
         for ev in self.events.iter() {
             if ev.token() == WAKER {
                 continue;
@@ -410,6 +416,8 @@ impl Reactor {
                 srv.resume(&mut self.core, key);
             }
         }
+        // Calls, timers and deadlines read the clock afresh.
+        self.core.io_now.set(None);
 
         let calls = match self.core.shared.calls.lock() {
             Ok(mut c) => std::mem::take(&mut *c),
