@@ -61,6 +61,21 @@ use crate::error::{Error, ProtocolError};
 /// Input buffer capacity an idle connection may keep for its next request.
 const IDLE_BUF: usize = 4096;
 
+/// `Date: ` + an IMF-fixdate (29 bytes) + CRLF.
+const DATE_LINE: usize = 37;
+
+/// Response heads are encoded into blocks of at least this size, shared
+/// by the heads of a pipelined batch.
+const OUT_BLOCK: usize = 2048;
+
+/// A response head without its reason phrase, `Server` and application
+/// fields: status line, `Date`, the framing and `Connection` fields.
+const HEAD_FIXED: usize = 16 + 37 + 40 + 26 + 2;
+
+/// [`Server::respond_full`] copies bodies up to this size into the head's
+/// buffer: one payload instead of two is cheaper than the copy.
+const INLINE_BODY: usize = 1024;
+
 /// One request on one connection. Unique within a machine; carries its
 /// connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -362,7 +377,8 @@ pub struct Server {
     touched: Vec<ConnId>,
     now: Now,
     date_secs: i64,
-    date: [u8; 29],
+    /// The `Date` field line, `Date: …\r\n`.
+    date: [u8; DATE_LINE],
 }
 
 impl Default for Server {
@@ -382,7 +398,7 @@ impl Server {
             touched: Vec::new(),
             now: Now::default(),
             date_secs: i64::MIN,
-            date: [b' '; 29],
+            date: [b' '; DATE_LINE],
         }
     }
 
@@ -463,6 +479,20 @@ impl Server {
         headers: &[(&str, &str)],
         body: BodyKind,
     ) -> Result<(), Error> {
+        self.start_response(id, status, headers, body, None)
+    }
+
+    /// [`respond`](Self::respond), with the whole body given when it is
+    /// small enough to go out in the head's buffer (one write, no second
+    /// payload to queue).
+    fn start_response(
+        &mut self,
+        id: RequestId,
+        status: u16,
+        headers: &[(&str, &str)],
+        body: BodyKind,
+        inline: Option<&[u8]>,
+    ) -> Result<(), Error> {
         if !(200..=999).contains(&status) {
             return Err(Error::BadStatus(status));
         }
@@ -482,7 +512,7 @@ impl Server {
                 close_requested = true;
             }
         }
-        self.touched.push(id.conn);
+        touch(&mut self.touched, id.conn);
         let date = self.date_value();
         let cfg_server = self.cfg.server_name;
         let c = self
@@ -531,13 +561,22 @@ impl Server {
         if !keep {
             c.close_after = true;
         }
-        // The head.
+        // The head, in the shared encode buffer: reserving a block for
+        // several heads at once keeps a pipelined batch of responses to
+        // one allocation instead of a few reallocations per head.
+        let reason = head::reason_phrase(status);
+        let need = HEAD_FIXED
+            + reason.len()
+            + cfg_server.map_or(0, |s| s.len() + 10)
+            + headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>()
+            + inline.map_or(0, <[u8]>::len);
         let buf = &mut self.out.buf;
-        head::write_status_line(buf, Version::Http11, status, head::reason_phrase(status));
+        if buf.capacity() - buf.len() < need {
+            buf.reserve(need.max(OUT_BLOCK));
+        }
+        head::write_status_line(buf, Version::Http11, status, reason);
         if let Some(d) = date {
-            buf.put_slice(b"Date: ");
             buf.put_slice(&d);
-            buf.put_slice(b"\r\n");
         }
         if let Some(s) = cfg_server {
             buf.put_slice(b"Server: ");
@@ -545,7 +584,6 @@ impl Server {
             buf.put_slice(b"\r\n");
         }
         for (n, v) in headers {
-            buf.reserve(n.len() + v.len() + 4);
             buf.put_slice(n.as_bytes());
             buf.put_slice(b": ");
             buf.put_slice(v.as_bytes());
@@ -572,6 +610,14 @@ impl Server {
             buf.put_slice(b"Connection: keep-alive\r\n");
         }
         buf.put_slice(b"\r\n");
+        let mut remaining = match kind {
+            BodyKind::Length(n) => n,
+            _ => 0,
+        };
+        if let (Some(b), false) = (inline, no_body) {
+            buf.put_slice(b);
+            remaining = remaining.saturating_sub(b.len() as u64);
+        }
         let bytes = buf.split().freeze();
         r.state = if no_body {
             RespState::Body {
@@ -579,13 +625,7 @@ impl Server {
                 remaining: 0,
             }
         } else {
-            RespState::Body {
-                kind,
-                remaining: match kind {
-                    BodyKind::Length(n) => n,
-                    _ => 0,
-                },
-            }
+            RespState::Body { kind, remaining }
         };
         Self::emit(
             &mut self.out,
@@ -595,7 +635,7 @@ impl Server {
             front,
             Payload::Bytes(bytes),
         );
-        if no_body && body.is_empty() || kind == BodyKind::Empty {
+        if no_body && body.is_empty() || kind == BodyKind::Empty || inline.is_some() {
             self.finish(id, &[])?;
         } else {
             self.wake(id.conn);
@@ -615,7 +655,11 @@ impl Server {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<(), Error> {
-        self.respond(id, status, headers, BodyKind::Length(body.len() as u64))?;
+        let kind = BodyKind::Length(body.len() as u64);
+        if !body.is_empty() && body.len() <= INLINE_BODY {
+            return self.start_response(id, status, headers, kind, Some(&body));
+        }
+        self.respond(id, status, headers, kind)?;
         if !body.is_empty() {
             self.send_body(id, body)?;
             self.finish(id, &[])?;
@@ -850,9 +894,7 @@ impl Server {
         let buf = &mut self.out.buf;
         head::write_status_line(buf, Version::Http11, status, head::reason_phrase(status));
         if let Some(d) = date {
-            buf.put_slice(b"Date: ");
             buf.put_slice(&d);
-            buf.put_slice(b"\r\n");
         }
         if !connect
             && !headers
@@ -880,7 +922,7 @@ impl Server {
     /// # Errors
     /// Unknown request.
     pub fn pause_body(&mut self, id: RequestId) -> Result<(), Error> {
-        self.touched.push(id.conn);
+        touch(&mut self.touched, id.conn);
         let c = self
             .conns
             .get_mut(&id.conn)
@@ -894,7 +936,7 @@ impl Server {
     /// # Errors
     /// Unknown request.
     pub fn resume_body(&mut self, id: RequestId) -> Result<(), Error> {
-        self.touched.push(id.conn);
+        touch(&mut self.touched, id.conn);
         let c = self
             .conns
             .get_mut(&id.conn)
@@ -915,7 +957,7 @@ impl Server {
     /// # Errors
     /// Unknown connection.
     pub fn close(&mut self, conn: ConnId) -> Result<(), Error> {
-        self.touched.push(conn);
+        touch(&mut self.touched, conn);
         if !self.conns.contains_key(&conn) {
             return Err(Error::UnknownConn(conn));
         }
@@ -934,7 +976,7 @@ impl Server {
     ) -> Result<(&'a mut Conn, usize, bool), Error> {
         // Every command goes through here or touches its connection
         // itself: its deadline is looked at again before the next `Wait`.
-        touched.push(id.conn);
+        touch(touched, id.conn);
         let c = conns.get_mut(&id.conn).ok_or(Error::UnknownRequest(id))?;
         if c.closing {
             return Err(Error::UnknownRequest(id));
@@ -948,7 +990,8 @@ impl Server {
         Ok((c, i, front))
     }
 
-    fn date_value(&mut self) -> Option<[u8; 29]> {
+    /// The `Date` field line to send, formatted once a second.
+    fn date_value(&mut self) -> Option<[u8; DATE_LINE]> {
         if !self.cfg.date {
             return None;
         }
@@ -963,7 +1006,11 @@ impl Server {
                 &mut w,
                 format_args!("{}", self.now.wall.to_civil().http_date()),
             );
-            self.date = w.buf;
+            let mut line = *b"Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n";
+            if let Some(d) = line.get_mut(6..35) {
+                d.copy_from_slice(&w.buf);
+            }
+            self.date = line;
         }
         Some(self.date)
     }
@@ -993,6 +1040,7 @@ impl Server {
     /// output on the wire, handles upgrades and closes, then reads on.
     fn advance(&mut self, conn: ConnId) {
         let mut ended = false;
+        let mut idle = false;
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
@@ -1053,7 +1101,13 @@ impl Server {
                     // An idle keep-alive connection keeps no large buffer.
                     c.buf = BytesMut::new();
                 }
+                idle = true;
             }
+        }
+        if idle && self.conns.len() == 1 && self.out.buf.is_empty() {
+            // A machine per connection (a driver's factory) keeps no
+            // encode block while its one connection waits.
+            self.out.buf = BytesMut::new();
         }
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -1142,7 +1196,7 @@ impl Server {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.linger = Some(self.now.mono + linger);
         }
-        self.touched.push(conn);
+        touch(&mut self.touched, conn);
     }
 
     fn error_response(&mut self, conn: ConnId, status: u16) {
@@ -1154,9 +1208,7 @@ impl Server {
         let buf = &mut self.out.buf;
         head::write_status_line(buf, Version::Http11, status, reason);
         if let Some(d) = date {
-            buf.put_slice(b"Date: ");
             buf.put_slice(&d);
-            buf.put_slice(b"\r\n");
         }
         buf.put_slice(b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: ");
         head::write_decimal(buf, reason.len() as u64 + 1);
@@ -1457,6 +1509,14 @@ impl Server {
     }
 }
 
+/// Notes that `conn`'s deadline may have changed. A run of commands on one
+/// connection (a pipelined batch) is noted once.
+fn touch(touched: &mut Vec<ConnId>, conn: ConnId) {
+    if touched.last() != Some(&conn) {
+        touched.push(conn);
+    }
+}
+
 struct FixedWriter {
     buf: [u8; 29],
     len: usize,
@@ -1481,7 +1541,7 @@ impl Machine for Server {
     /// Never fails: a peer's violation is an event and a close.
     fn handle_input(&mut self, now: Now, input: Input<'_>) -> Result<usize, Error> {
         self.now = now;
-        self.touched.push(input.conn());
+        touch(&mut self.touched, input.conn());
         if let Some(c) = self.conns.get_mut(&input.conn()) {
             c.stamp(now.mono);
         }
@@ -1603,7 +1663,7 @@ impl Machine for Server {
                 break;
             }
             self.timers.remove(&(t, conn));
-            self.touched.push(conn);
+            touch(&mut self.touched, conn);
             let Some(c) = self.conns.get_mut(&conn) else {
                 continue;
             };

@@ -110,8 +110,8 @@ impl Summary {
             upgrade: false,
             expect_continue: false,
         };
-        for (n, v) in h.iter() {
-            let is = |name: &str| n.len() == name.len() && n.eq_ignore_ascii_case(name);
+        for (n, v) in h.iter_bytes() {
+            let is = |name: &str| n.eq_ignore_ascii_case(name.as_bytes());
             match n.len() {
                 4 if is("host") => s.hosts += 1,
                 14 if is("content-length") => {

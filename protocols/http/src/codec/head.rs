@@ -117,17 +117,25 @@ impl Headers {
         })
     }
 
+    /// Every field as (name, value) bytes, in order: what the lookups
+    /// use, as names need no UTF-8 check to be compared.
+    pub fn iter_bytes(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.fields
+            .iter()
+            .map(|(n, v)| (n.get(&self.buf), v.get(&self.buf)))
+    }
+
     /// The values of every field named `name`.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        self.iter_bytes()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
     }
 
     /// The value of the first field named `name`.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        self.iter_bytes()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
             .map(|(_, v)| v)
     }
 
@@ -213,12 +221,12 @@ impl RequestHead {
 
     /// Whether the method is HEAD.
     pub fn is_head(&self) -> bool {
-        self.method() == "HEAD"
+        self.method.get(&self.headers.buf) == b"HEAD"
     }
 
     /// Whether the method is CONNECT.
     pub fn is_connect(&self) -> bool {
-        self.method() == "CONNECT"
+        self.method.get(&self.headers.buf) == b"CONNECT"
     }
 
     /// The whole head as received (request line to the empty line).
@@ -783,13 +791,42 @@ pub fn decode_response(
 
 /// Whether `b` may appear in a token (RFC 9110 §5.6.2).
 pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    TCHAR[b as usize]
 }
 
 /// Whether `b` may appear in a field value (VCHAR, obs-text, SP, HTAB).
 pub fn is_field_byte(b: u8) -> bool {
-    b == b'\t' || b == b' ' || (0x21..=0x7e).contains(&b) || b >= 0x80
+    FIELD_BYTE[b as usize]
 }
+
+/// [`is_tchar`] as a table: names are checked byte by byte on every
+/// response, and a lookup is cheaper than the comparisons.
+static TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' | b'^'
+                    | b'_' | b'`' | b'|' | b'~'
+            );
+        b += 1;
+    }
+    t
+};
+
+/// [`is_field_byte`] as a table.
+static FIELD_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = b == 0x09 || (b >= 0x20 && b != 0x7f);
+        b += 1;
+    }
+    t
+};
 
 /// Checks a field name the application gave.
 ///
@@ -839,19 +876,21 @@ pub fn write_header(buf: &mut BytesMut, name: &str, value: &[u8]) -> Result<(), 
 
 /// Appends a status line, `HTTP/1.1 200 OK\r\n`.
 pub fn write_status_line(buf: &mut BytesMut, version: Version, status: u16, reason: &str) {
-    buf.reserve(16 + reason.len());
-    buf.put_slice(version.as_str().as_bytes());
-    buf.put_u8(b' ');
+    buf.reserve(15 + reason.len());
     let s = status.min(999);
-    buf.put_slice(&[
-        b'0' + (s / 100) as u8,
-        b'0' + (s / 10 % 10) as u8,
-        b'0' + (s % 10) as u8,
-    ]);
-    buf.put_u8(b' ');
-    for b in reason.bytes() {
-        // Reason phrases are HTAB, SP, VCHAR, obs-text.
-        buf.put_u8(if is_field_byte(b) { b } else { b' ' });
+    let mut line = *b"HTTP/1.x 000 ";
+    line[..8].copy_from_slice(version.as_str().as_bytes());
+    line[9] = b'0' + (s / 100) as u8;
+    line[10] = b'0' + (s / 10 % 10) as u8;
+    line[11] = b'0' + (s % 10) as u8;
+    buf.put_slice(&line);
+    // Reason phrases are HTAB, SP, VCHAR, obs-text.
+    if reason.bytes().all(is_field_byte) {
+        buf.put_slice(reason.as_bytes());
+    } else {
+        for b in reason.bytes() {
+            buf.put_u8(if is_field_byte(b) { b } else { b' ' });
+        }
     }
     buf.put_slice(b"\r\n");
 }
