@@ -360,3 +360,59 @@ fn serves_over_tls_without_sendfile() {
         assert!(out == t.big[10..20], "{driver:?}: range over TLS");
     }
 }
+
+/// The open-file cache: a file asked for twice within its validity is
+/// answered from the cache with the same validators, ranges and
+/// conditions as the first time; once the validity has passed, a changed
+/// file is seen (new bytes, new ETag).
+#[test]
+fn cached_files_answer_alike_and_expire() {
+    let t = tree("cache");
+    for driver in DRIVERS {
+        let path = t.root.join(format!("cached-{driver:?}.txt"));
+        std::fs::write(&path, b"first version\n").unwrap();
+        let r = serve(driver, &t.root);
+        let url = format!("http://127.0.0.1:{}/cached-{driver:?}.txt", port(&r));
+        let head = |extra: &[&str]| {
+            let mut a = vec!["-s", "-D", "-", "-o", "/dev/null"];
+            a.extend_from_slice(extra);
+            a.push(&url);
+            curl_text(&a)
+        };
+        let etag_of = |h: &str| {
+            h.lines()
+                .find_map(|l| {
+                    l.strip_prefix("etag: ")
+                        .or_else(|| l.strip_prefix("ETag: "))
+                })
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| panic!("no ETag in {h}"))
+        };
+        let first = head(&[]);
+        let etag = etag_of(&first);
+        // Hits: same ETag, a range, a 304.
+        let again = head(&[]);
+        assert_eq!(etag_of(&again), etag, "{driver:?}");
+        assert_eq!(
+            curl(&["-s", "-r", "6-12", &url]).0,
+            b"version",
+            "{driver:?}"
+        );
+        let inm = format!("If-None-Match: {etag}");
+        assert!(
+            head(&["-H", &inm]).starts_with("HTTP/1.1 304"),
+            "{driver:?}"
+        );
+        // Changed on disk (another size, so another ETag); seen after the
+        // cache's validity.
+        std::fs::write(&path, b"second, longer version\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        assert_eq!(
+            curl(&["-s", &url]).0,
+            b"second, longer version\n",
+            "{driver:?}"
+        );
+        assert_ne!(etag_of(&head(&[])), etag, "{driver:?}");
+        drop(r);
+    }
+}

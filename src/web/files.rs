@@ -5,7 +5,8 @@
 
 use std::fs::File;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -52,8 +53,9 @@ pub enum Body {
     Bytes(Bytes),
     /// A range of an open file, streamed (sendfile or chunked reads).
     File {
-        /// The open file.
-        file: File,
+        /// The open file (shared with the open-file cache; always read at
+        /// an offset, never through its cursor).
+        file: Arc<File>,
         /// Where the range starts.
         offset: u64,
         /// How many bytes.
@@ -143,21 +145,53 @@ pub fn method_allowed(method: &str) -> bool {
 /// Answers `req` from the canonical directory `root`, at wall-clock time
 /// `now_secs`. Blocking; never panics; I/O errors become 403/404/500.
 pub fn respond(root: &Path, req: &RequestHead, now_secs: i64) -> Reply {
+    respond_opening(root, req, now_secs).0
+}
+
+/// [`respond`], also giving the regular file the answer came from, if it
+/// came from one: what an open-file cache may keep for the same target.
+pub fn respond_opening(
+    root: &Path,
+    req: &RequestHead,
+    now_secs: i64,
+) -> (Reply, Option<Arc<Opened>>) {
     if !method_allowed(&req.method) {
-        return Reply::method_not_allowed();
+        return (Reply::method_not_allowed(), None);
     }
+    match find(root, req) {
+        Found::Reply(r) => (r, None),
+        Found::File(p) => match open_file(&p) {
+            Ok(f) => {
+                let f = Arc::new(f);
+                (
+                    answer_file(&f, &conditions_of(req), req.header("range"), now_secs),
+                    Some(f),
+                )
+            }
+            Err(r) => (r, None),
+        },
+    }
+}
+
+/// What a target leads to: a file to open, or a reply already.
+enum Found {
+    File(std::path::PathBuf),
+    Reply(Reply),
+}
+
+fn find(root: &Path, req: &RequestHead) -> Found {
     let target = match path::parse_target(&req.target) {
         Ok(t) => t,
-        Err(TargetError::Forbidden) => return Reply::error(403),
-        Err(_) => return Reply::error(400),
+        Err(TargetError::Forbidden) => return Found::Reply(Reply::error(403)),
+        Err(_) => return Found::Reply(Reply::error(400)),
     };
     let found = match path::resolve(root, &target.segments) {
         Ok(p) => p,
-        Err(e) => return resolve_error(e),
+        Err(e) => return Found::Reply(resolve_error(e)),
     };
     let meta = match std::fs::metadata(&found) {
         Ok(m) => m,
-        Err(e) => return io_error(&e),
+        Err(e) => return Found::Reply(io_error(&e)),
     };
     if meta.is_dir() {
         if !target.trailing_slash {
@@ -168,22 +202,22 @@ pub fn respond(root: &Path, req: &RequestHead, now_secs: i64) -> Reply {
             }
             let mut r = Reply::error(301);
             r.headers.push(("Location", loc));
-            return r;
+            return Found::Reply(r);
         }
         let mut index = target.segments.clone();
         index.push("index.html".into());
         if let Ok(p) = path::resolve(root, &index) {
             if p.is_file() {
-                return serve_file(&p, req, now_secs);
+                return Found::File(p);
             }
         }
-        return list_dir(&found, &target.segments);
+        return Found::Reply(list_dir(&found, &target.segments));
     }
     if target.trailing_slash {
         // "/file.txt/" names no directory.
-        return Reply::error(404);
+        return Found::Reply(Reply::error(404));
     }
-    serve_file(&found, req, now_secs)
+    Found::File(found)
 }
 
 fn resolve_error(e: ResolveError) -> Reply {
@@ -210,38 +244,70 @@ fn mtime(meta: &std::fs::Metadata) -> (i64, u32) {
     (meta.mtime(), meta.mtime_nsec().clamp(0, 999_999_999) as u32)
 }
 
-fn serve_file(p: &PathBuf, req: &RequestHead, now_secs: i64) -> Reply {
-    let file = match File::open(p) {
-        Ok(f) => f,
-        Err(e) => return io_error(&e),
-    };
-    // The metadata of what was opened, not of the path (which may have
-    // changed meanwhile).
-    let meta = match file.metadata() {
-        Ok(m) => m,
-        Err(e) => return io_error(&e),
-    };
+/// A regular file opened under the root, with what its replies need.
+#[derive(Debug)]
+pub struct Opened {
+    /// The open file.
+    pub file: Arc<File>,
+    /// Its size when opened.
+    pub len: u64,
+    /// Its modification time (seconds, nanoseconds).
+    pub mtime: (i64, u32),
+    /// The `Content-Type` its name gives.
+    pub content_type: &'static str,
+}
+
+/// Opens `p` and reads the metadata of what was opened (not of the path,
+/// which may have changed meanwhile). Blocking.
+///
+/// # Errors
+/// The reply to send instead: 403 for anything but a regular file,
+/// 403/404/500 for I/O errors.
+pub fn open_file(p: &Path) -> Result<Opened, Reply> {
+    let file = File::open(p).map_err(|e| io_error(&e))?;
+    let meta = file.metadata().map_err(|e| io_error(&e))?;
     if !meta.is_file() {
         // FIFOs, devices, sockets: never.
-        return Reply::error(403);
+        return Err(Reply::error(403));
     }
-    let total = meta.len();
-    let (secs, nanos) = mtime(&meta);
-    let v = Validators::new(total, secs, nanos, now_secs);
-    let c = Conditions {
+    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    Ok(Opened {
+        file: Arc::new(file),
+        len: meta.len(),
+        mtime: mtime(&meta),
+        content_type: mime::for_name(name),
+    })
+}
+
+/// The conditional-request fields of `req`.
+pub fn conditions_of(req: &RequestHead) -> Conditions<'_> {
+    Conditions {
         if_match: req.header("if-match"),
         if_none_match: req.header("if-none-match"),
         if_modified_since: req.header("if-modified-since"),
         if_unmodified_since: req.header("if-unmodified-since"),
         if_range: req.header("if-range"),
-    };
-    let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    }
+}
+
+/// The reply for an opened file: validators, conditions (304, 412), the
+/// `Range` field (206, 416). Pure: no file system access, so it may run on
+/// the event thread for a cached file.
+pub fn answer_file(
+    f: &Opened,
+    c: &Conditions<'_>,
+    range_header: Option<&str>,
+    now_secs: i64,
+) -> Reply {
+    let total = f.len;
+    let (secs, nanos) = f.mtime;
+    let v = Validators::new(total, secs, nanos, now_secs);
     let mut headers = vec![
         ("ETag", v.etag()),
         ("Last-Modified", v.last_modified()),
         ("Accept-Ranges", "bytes".to_string()),
     ];
-    match cond::evaluate(&c, &v) {
+    match cond::evaluate(c, &v) {
         Precondition::Proceed => {}
         Precondition::NotModified => {
             return Reply {
@@ -252,8 +318,8 @@ fn serve_file(p: &PathBuf, req: &RequestHead, now_secs: i64) -> Reply {
         }
         Precondition::Failed => return Reply::error(412),
     }
-    let range_header = if cond::if_range_holds(&c, &v) {
-        req.header("range")
+    let range_header = if cond::if_range_holds(c, &v) {
+        range_header
     } else {
         None
     };
@@ -270,11 +336,15 @@ fn serve_file(p: &PathBuf, req: &RequestHead, now_secs: i64) -> Reply {
             return r;
         }
     };
-    headers.insert(0, ("Content-Type", mime::for_name(name).to_string()));
+    headers.insert(0, ("Content-Type", f.content_type.to_string()));
     let body = if len == 0 {
         Body::Empty
     } else {
-        Body::File { file, offset, len }
+        Body::File {
+            file: f.file.clone(),
+            offset,
+            len,
+        }
     };
     Reply {
         status,
@@ -327,7 +397,7 @@ fn list_dir(dir: &Path, segments: &[String]) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
+    use std::path::PathBuf;
 
     struct Tree {
         dir: PathBuf,
@@ -373,11 +443,9 @@ mod tests {
             Body::Empty => vec![],
             Body::Bytes(b) => b.to_vec(),
             Body::File { file, offset, len } => {
-                use std::io::{Seek, SeekFrom};
-                let mut f = file;
-                f.seek(SeekFrom::Start(offset)).unwrap();
-                let mut v = vec![];
-                f.take(len).read_to_end(&mut v).unwrap();
+                use std::os::unix::fs::FileExt;
+                let mut v = vec![0; len as usize];
+                file.read_exact_at(&mut v, offset).unwrap();
                 v
             }
         }

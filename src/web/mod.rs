@@ -7,6 +7,7 @@
 //! [`files`], which puts them together into a [`files::Reply`] for one
 //! request.
 
+pub mod cache;
 pub mod cond;
 pub mod files;
 pub mod listing;

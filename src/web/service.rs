@@ -21,7 +21,9 @@ use twill_core::io::FileId;
 use twill_core::{ConnId, Cx, Service};
 use twill_http::{BodyKind, Error, RequestId, Server, ServerEvent};
 
-use super::files::{self, Body, Reply, RequestHead};
+use super::cache::{self, OpenFiles};
+use super::cond::Conditions;
+use super::files::{self, Body, Opened, Reply, RequestHead};
 
 /// Bytes read per blocking read when streaming without file payloads.
 pub const CHUNK: usize = 64 * 1024;
@@ -32,6 +34,7 @@ pub const CHUNK: usize = 64 * 1024;
 pub struct Web {
     root: Arc<PathBuf>,
     file_payloads: bool,
+    cache: OpenFiles,
     streams: HashMap<RequestId, Stream>,
     files: HashMap<RequestId, FileId>,
 }
@@ -57,6 +60,9 @@ pub enum Done {
         head: bool,
         /// The answer.
         reply: Reply,
+        /// The request's path, the file it led to and when it was asked
+        /// for, for the cache.
+        opened: Option<(String, Arc<Opened>, twill_core::UnixTime)>,
     },
     /// A chunk of a streamed body.
     Chunk {
@@ -82,6 +88,7 @@ impl Web {
         Ok(Web {
             root: Arc::new(canon),
             file_payloads,
+            cache: OpenFiles::new(),
             streams: HashMap::new(),
             files: HashMap::new(),
         })
@@ -138,7 +145,7 @@ impl Web {
                     self.streams.insert(
                         id,
                         Stream {
-                            file: Arc::new(file),
+                            file,
                             offset,
                             remaining: len,
                             reading: false,
@@ -261,14 +268,34 @@ impl Service<Server> for Web {
                     self.send(cx, id, false, Reply::method_not_allowed());
                     return;
                 }
+                let now = cx.now();
+                let path = cache::key(req.head.target());
+                if let Some(f) = self.cache.get(path, now.wall) {
+                    // Resolved a moment ago: no file system work at all.
+                    let h = req.head.headers();
+                    let c = Conditions {
+                        if_match: h.get_str("if-match"),
+                        if_none_match: h.get_str("if-none-match"),
+                        if_modified_since: h.get_str("if-modified-since"),
+                        if_unmodified_since: h.get_str("if-unmodified-since"),
+                        if_range: h.get_str("if-range"),
+                    };
+                    let reply = files::answer_file(&f, &c, h.get_str("range"), now.wall.secs());
+                    self.send(cx, id, req.head.is_head(), reply);
+                    return;
+                }
+                let path = path.to_string();
                 let head = to_head(&req.head);
                 let is_head = head.is_head();
                 let root = self.root.clone();
-                let now = cx.now().wall.secs();
-                cx.spawn_blocking(move || Done::Reply {
-                    id,
-                    head: is_head,
-                    reply: files::respond(&root, &head, now),
+                cx.spawn_blocking(move || {
+                    let (reply, opened) = files::respond_opening(&root, &head, now.wall.secs());
+                    Done::Reply {
+                        id,
+                        head: is_head,
+                        reply,
+                        opened: opened.map(|f| (path, f, now.wall)),
+                    }
                 });
             }
             ServerEvent::Writable { id } => self.read_next(cx, id),
@@ -287,7 +314,17 @@ impl Service<Server> for Web {
 
     fn on_done(&mut self, cx: &mut Cx<'_, Server, Done>, done: Done) {
         match done {
-            Done::Reply { id, head, reply } => {
+            Done::Reply {
+                id,
+                head,
+                reply,
+                opened,
+            } => {
+                if let Some((path, f, asked)) = opened {
+                    // Trusted from when it was asked for, not from now:
+                    // the resolution may have waited in the pool's queue.
+                    self.cache.put(&path, f, asked);
+                }
                 if cx.machine().is_open(id) {
                     self.send(cx, id, head, reply);
                 }

@@ -276,10 +276,10 @@ impl<D> Host<D> for SlotHost<'_, D> {
         *self.state.timer_gen.entry((self.slot, token)).or_default() += 1;
     }
 
-    fn add_file(&mut self, file: File) -> FileId {
+    fn add_file(&mut self, file: Arc<File>) -> FileId {
         self.state.next_file += 1;
         let id = FileId(self.state.next_file);
-        self.state.files.insert(id, Arc::new(file));
+        self.state.files.insert(id, file);
         self.files.push(id);
         id
     }

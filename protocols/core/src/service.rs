@@ -22,8 +22,10 @@ pub trait Host<D> {
     fn cancel_timer(&mut self, token: u64);
     /// Registers an open file for [`crate::io::Payload::File`]; the driver
     /// keeps it until [`Host::release_file`] or the machine is dropped.
+    /// Shared, so that one open file (a cache's) can back many responses
+    /// at once; payloads name their offsets, so nothing shares a cursor.
     #[cfg(feature = "std")]
-    fn add_file(&mut self, file: std::fs::File) -> FileId;
+    fn add_file(&mut self, file: alloc::sync::Arc<std::fs::File>) -> FileId;
     /// Forgets a registered file.
     fn release_file(&mut self, id: FileId);
     /// Asks the driver to stop serving (the `twill` command's shutdown).
@@ -83,8 +85,8 @@ impl<'a, M: Machine, D> Cx<'a, M, D> {
 
     /// Registers a file for `Payload::File`.
     #[cfg(feature = "std")]
-    pub fn add_file(&mut self, file: std::fs::File) -> FileId {
-        self.host.add_file(file)
+    pub fn add_file(&mut self, file: impl Into<alloc::sync::Arc<std::fs::File>>) -> FileId {
+        self.host.add_file(file.into())
     }
 
     /// Forgets a registered file.

@@ -31,7 +31,7 @@ impl<D> Host<D> for TestHost<D> {
     }
     fn call_at(&mut self, _deadline: Instant, _token: u64) {}
     fn cancel_timer(&mut self, _token: u64) {}
-    fn add_file(&mut self, _file: std::fs::File) -> FileId {
+    fn add_file(&mut self, _file: std::sync::Arc<std::fs::File>) -> FileId {
         FileId(0)
     }
     fn release_file(&mut self, _id: FileId) {}
