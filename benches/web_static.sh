@@ -38,7 +38,11 @@ run() { # name port command…
     local name=$1 port=$2; shift 2
     taskset -c 0 "$@" >/dev/null 2>&1 &
     local pid=$!
-    sleep 1
+    # Python takes a while to start on a loaded machine: wait for the port.
+    for _ in $(seq 100); do
+        (echo > "/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+    done
     result[$name]=$(rps "$port")
     kill "$pid"; wait "$pid" 2>/dev/null || true
 }
