@@ -626,7 +626,8 @@ impl Server {
     /// the data connection (or, for STAT, in a 213 reply).
     ///
     /// # Errors
-    /// Unknown request, or not a listing.
+    /// Unknown request, or not a listing; `Finished` if it was answered
+    /// already.
     pub fn listing(&mut self, id: RequestId, lines: Bytes) -> Result<(), Error> {
         match self.pending.take() {
             Some((p, Pending::Simple(Op::List { path, format })))
@@ -648,7 +649,13 @@ impl Server {
             Some((p, Pending::Transfer(op, t)))
                 if p == id && t.dir == (Dir::Download { listing: true }) =>
             {
+                // A listing is one answer: a second would be sent after
+                // the data connection's close.
+                let finished = t.app_done;
                 self.pending = Some((p, Pending::Transfer(op, t)));
+                if finished {
+                    return Err(Error::Finished);
+                }
                 self.start_transfer();
                 self.queue_data(Payload::Bytes(lines), false);
                 self.finish_inner();

@@ -311,3 +311,25 @@ fn a_long_transfer_is_not_idleness() {
         .sent_text(C)
         .ends_with("421 Timeout; closing control connection.\r\n"));
 }
+
+/// A fuzz finding: a second `listing` answer to the same LIST sent the
+/// lines again on the data connection after its close. It is refused.
+#[test]
+fn a_listing_is_answered_once() {
+    let mut s = logged_in(ServerConfig::default());
+    s.auto_closed = false;
+    passive(&mut s, "127.0.0.1:40001");
+    s.data(C, b"LIST\r\n");
+    let (id, _) = last_request(&s);
+    s.machine.listing(id, Bytes::from_static(b"a\r\n")).unwrap();
+    s.drain();
+    assert!(s.closes.contains(&(D, Close::Graceful)));
+    assert_eq!(
+        s.machine.listing(id, Bytes::from_static(b"a\r\n")),
+        Err(twill_ftp::Error::Finished)
+    );
+    s.drain();
+    assert_eq!(s.sent[&D], b"a\r\n", "nothing more after the close");
+    s.closed(D);
+    assert!(s.sent_text(C).ends_with("226 Transfer complete.\r\n"));
+}
