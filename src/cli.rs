@@ -138,11 +138,11 @@ enum Command {
     /// A line-mode IRC client: stdin lines go to the joined channel,
     /// `/cmd` lines are raw commands.
     IrcClient(crate::irc::client::IrcClientArgs),
-    /// Downloads ftp://[user[:pass]@]host[:port]/path (to stdout or -o).
+    /// Downloads ftp:// or ftpes://[user[:pass]@]host[:port]/path (to stdout or -o).
     FtpGet(crate::ftp::client::GetArgs),
-    /// Uploads FILE to ftp://[user[:pass]@]host[:port]/path.
+    /// Uploads FILE to ftp:// or ftpes://[user[:pass]@]host[:port]/path.
     FtpPut(crate::ftp::client::PutArgs),
-    /// Lists ftp://[user[:pass]@]host[:port]/dir.
+    /// Lists ftp:// or ftpes://[user[:pass]@]host[:port]/dir.
     FtpLs(crate::ftp::client::LsArgs),
 }
 

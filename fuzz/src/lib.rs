@@ -1667,6 +1667,7 @@ mod ftp {
             upload_window: 16,
             download_high: 32,
             download_low: 8,
+            tls: true,
             ..ServerConfig::default()
         };
         let mut m = Server::new(cfg);
@@ -1725,6 +1726,15 @@ mod ftp {
                     // The driver answers the oldest open.
                     let (c, how) = opens.remove(0);
                     let input = match (arg % 3, how) {
+                        // The TLS layer's answers to StartTls.
+                        (0, Open::StartTls { .. }) => Input::OpenFailed {
+                            conn: c,
+                            error: OpenError::Tls("handshake".into()),
+                        },
+                        (_, Open::StartTls { .. }) => Input::Secured {
+                            conn: c,
+                            info: twill_core::TlsInfo::default(),
+                        },
                         (0, _) => Input::OpenFailed {
                             conn: c,
                             error: OpenError::AddrInUse,
@@ -1827,6 +1837,20 @@ mod ftp {
                             clean: true,
                         },
                     );
+                }
+                14 => {
+                    // RFC 4217 commands (the StartTls opens are answered
+                    // by op 6 as the TLS layer would).
+                    const TLS: &[&[u8]] = &[
+                        b"AUTH TLS\r\n",
+                        b"PBSZ 0\r\nPROT P\r\n",
+                        b"PROT C\r\n",
+                        b"AUTH TLS\r\nUSER x\r\n",
+                    ];
+                    let bytes = TLS[arg as usize % TLS.len()];
+                    if let Ok(t) = m.handle_input(now, Input::Data { conn: CTRL, bytes }) {
+                        assert!(t <= bytes.len());
+                    }
                 }
                 _ => {}
             }

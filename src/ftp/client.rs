@@ -1,6 +1,7 @@
 //! `twill ftp-get URL [-o FILE] [-c]`, `twill ftp-put FILE URL [-c]` and
 //! `twill ftp-ls URL`: the [`twill_ftp::Client`] machine on the mio
-//! reactor, with a service that feeds uploads from the file in chunks read
+//! reactor (inside the TLS layer for `ftpes://`, verified with `--ca` or
+//! the bundled roots), with a service that feeds uploads from the file in chunks read
 //! on the pool (the next one when the machine says the connection is
 //! writable), writes downloads, and draws a progress bar when stderr is a
 //! terminal.
@@ -15,6 +16,7 @@ use bytes::Bytes;
 use clap::Args;
 use twill_core::{ClientEndpoint, Cx, Service};
 use twill_ftp::{Client, ClientConfig, ClientEvent, ListFormat, OpId, Outcome};
+use twill_tls::{Tls, TlsEvent, TlsService};
 
 use super::url::FtpUrl;
 use crate::get::progress::Bar;
@@ -32,9 +34,9 @@ pub struct Common {
     /// Give up when the server sends nothing for this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
-    /// Trust anchors for AUTH TLS (accepted for uniformity with the other
-    /// clients; AUTH TLS itself is not implemented yet, so giving --ca is
-    /// an error rather than a silently plain session).
+    /// Trust anchors verifying an `ftpes://` server (AUTH TLS); given
+    /// with a plain `ftp://` URL it is an error, never a silently
+    /// unverified plaintext session.
     #[command(flatten)]
     pub ca: crate::client_tls::CaArgs,
 }
@@ -42,7 +44,7 @@ pub struct Common {
 /// `twill ftp-get`.
 #[derive(Args, Debug, Clone)]
 pub struct GetArgs {
-    /// ftp://[user[:password]@]host[:port]/path
+    /// ftp://[user[:password]@]host[:port]/path (ftpes:// for AUTH TLS)
     pub url: String,
     /// Write to FILE instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
@@ -60,7 +62,7 @@ pub struct GetArgs {
 pub struct PutArgs {
     /// The local file.
     pub file: PathBuf,
-    /// ftp://[user[:password]@]host[:port]/path
+    /// ftp://[user[:password]@]host[:port]/path (ftpes:// for AUTH TLS)
     pub url: String,
     /// Resume: ask the server how much it has (SIZE) and send the rest
     /// (REST).
@@ -74,7 +76,7 @@ pub struct PutArgs {
 /// `twill ftp-ls`.
 #[derive(Args, Debug, Clone)]
 pub struct LsArgs {
-    /// ftp://[user[:password]@]host[:port]/path
+    /// ftp://[user[:password]@]host[:port]/path (ftpes:// for AUTH TLS)
     pub url: String,
     /// Names only (NLST) instead of the long form (LIST).
     #[arg(short = '1', long)]
@@ -281,14 +283,15 @@ impl Service<Client> for App {
 }
 
 fn run_job(url: &FtpUrl, common: &Common, job: Job) -> Result<(), String> {
-    if common.ca.ca.is_some() {
-        return Err("AUTH TLS is not supported yet; use plain ftp://".into());
+    if common.ca.ca.is_some() && !url.tls {
+        return Err("--ca verifies TLS: use an ftpes:// URL (AUTH TLS)".into());
     }
     let cfg = ClientConfig {
         user: url.user.clone(),
         password: url.password.clone(),
         active: common.active,
         timeout: twill_core::Duration::from_secs(common.timeout.max(1)),
+        tls: url.tls.then(|| url.host.clone()),
         ..ClientConfig::default()
     };
     let result = Arc::new(Mutex::new(None));
@@ -305,8 +308,21 @@ fn run_job(url: &FtpUrl, common: &Common, job: Job) -> Result<(), String> {
             .parse()
             .map_err(|e| format!("{e}"))?;
     let mut reactor = twill_mio::Reactor::new().map_err(|e| e.to_string())?;
-    let _serving = reactor.connect(&endpoint, Client::new(cfg), app);
-    reactor.run().map_err(|e| e.to_string())?;
+    if url.tls {
+        let ctx = common.ca.context(&[])?;
+        let failure = result.clone();
+        let svc = TlsService::new(app).on_tls(move |e| {
+            if let TlsEvent::Failed { error, .. } = e {
+                let mut slot = failure.lock().unwrap_or_else(|e| e.into_inner());
+                slot.get_or_insert_with(|| Err(format!("TLS: {error}")));
+            }
+        });
+        let _serving = reactor.connect(&endpoint, Tls::new(Client::new(cfg), &ctx), svc);
+        reactor.run().map_err(|e| e.to_string())?;
+    } else {
+        let _serving = reactor.connect(&endpoint, Client::new(cfg), app);
+        reactor.run().map_err(|e| e.to_string())?;
+    }
     let r = result.lock().unwrap_or_else(|e| e.into_inner()).take();
     r.unwrap_or_else(|| Err("the connection ended early".into()))
 }

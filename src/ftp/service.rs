@@ -39,8 +39,6 @@ pub struct Ftp {
     writable: bool,
     download: Option<Download>,
     upload: Option<Upload>,
-    /// Whether the last RETR asked for TYPE A.
-    ascii_download: bool,
 }
 
 #[derive(Clone)]
@@ -110,7 +108,6 @@ impl Ftp {
             writable: true,
             download: None,
             upload: None,
-            ascii_download: false,
         })
     }
 
@@ -187,7 +184,9 @@ impl Ftp {
             }
         };
         let remaining = len.saturating_sub(offset);
-        if !self.ascii_download && self.file_payloads && cx.machine().config().file_payloads {
+        // `can_send_file`: TYPE I on a plain data connection (PROT P goes
+        // through the TLS layer, which needs the bytes).
+        if self.file_payloads && cx.machine().can_send_file(id) {
             let fid = cx.add_file(file);
             let m = cx.machine();
             let r = if remaining > 0 {
@@ -388,12 +387,7 @@ impl Service<Server> for Ftp {
                 tracing::info!(user, anonymous, "ftp: login");
                 self.writable = !anonymous;
             }
-            ServerEvent::Request { id, op } => {
-                if let Op::Retr { ascii, .. } = &op {
-                    self.ascii_download = *ascii;
-                }
-                self.request(cx, id, op)
-            }
+            ServerEvent::Request { id, op } => self.request(cx, id, op),
             ServerEvent::Upload { id, data } => {
                 if let Some(u) = self.upload.as_mut().filter(|u| u.id == id) {
                     u.buffered.extend_from_slice(&data);

@@ -1,5 +1,6 @@
 //! `ftp://user:pass@host:port/path` (RFC 1738 §3.2): user, password and
-//! path percent-decoded; no user means anonymous.
+//! path percent-decoded; no user means anonymous. `ftpes://` is the same
+//! with explicit TLS (AUTH TLS, RFC 4217) on port 21.
 
 /// A parsed FTP URL.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,6 +16,8 @@ pub struct FtpUrl {
     /// The path, decoded, without the leading `/` (relative to the login
     /// directory, as RFC 1738 says); empty for the directory itself.
     pub path: String,
+    /// `ftpes://`: AUTH TLS, PBSZ 0, PROT P.
+    pub tls: bool,
 }
 
 fn decode(s: &str) -> Result<String, String> {
@@ -30,9 +33,14 @@ impl std::str::FromStr for FtpUrl {
     type Err = String;
 
     fn from_str(url: &str) -> Result<FtpUrl, String> {
-        let rest = url
-            .strip_prefix("ftp://")
-            .ok_or_else(|| format!("{url}: not an ftp:// URL"))?;
+        let (rest, tls) = match url.strip_prefix("ftp://") {
+            Some(r) => (r, false),
+            None => (
+                url.strip_prefix("ftpes://")
+                    .ok_or_else(|| format!("{url}: not an ftp:// or ftpes:// URL"))?,
+                true,
+            ),
+        };
         let (auth, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (cred, hostport) = match auth.rsplit_once('@') {
             Some((c, h)) => (Some(c), h),
@@ -69,6 +77,7 @@ impl std::str::FromStr for FtpUrl {
             host,
             port,
             path: decode(path)?,
+            tls,
         })
     }
 }
@@ -97,6 +106,10 @@ mod tests {
             (u.host.as_str(), u.port, u.user.as_str()),
             ("::1", 21, "anonymous")
         );
+        assert!(!u.tls);
+        let u: FtpUrl = "ftpes://h:2121/f".parse().unwrap();
+        assert!(u.tls && u.port == 2121 && u.path == "f");
+        assert!("ftps://h/".parse::<FtpUrl>().is_err());
         assert!("http://x/".parse::<FtpUrl>().is_err());
         assert!("ftp://h:99999/".parse::<FtpUrl>().is_err());
         assert!("ftp://h/a%0d%0aDELE%20x".parse::<FtpUrl>().is_err());

@@ -1,9 +1,11 @@
 """A pyftpdlib server for tests/ftp.rs: serves ROOT to alice/secret (full
 rights) and anonymous (read-only) on 127.0.0.1, an ephemeral port printed
 on stdout; stops when stdin closes. With "no-epsv" it does not know EPSV
-(so a client must fall back to PASV).
+(so a client must fall back to PASV). With "tls CERT KEY" it is
+pyftpdlib's TLS_FTPHandler (RFC 4217, pyopenssl) requiring AUTH TLS on the
+control connection and PROT P on data connections.
 
-usage: ftp_pyftpdlib.py ROOT [no-epsv]
+usage: ftp_pyftpdlib.py ROOT [no-epsv | tls CERT KEY]
 """
 
 import sys
@@ -27,6 +29,16 @@ class Handler(FTPHandler):
 if len(sys.argv) > 2 and sys.argv[2] == "no-epsv":
     del Handler.proto_cmds["EPSV"]
     del Handler.proto_cmds["EPRT"]
+
+if len(sys.argv) > 4 and sys.argv[2] == "tls":
+    from pyftpdlib.handlers import TLS_FTPHandler
+
+    class Handler(TLS_FTPHandler):
+        authorizer = auth
+        certfile = sys.argv[3]
+        keyfile = sys.argv[4]
+        tls_control_required = True
+        tls_data_required = True
 
 server = FTPServer(("127.0.0.1", 0), Handler)
 print(server.address[1], flush=True)

@@ -13,6 +13,14 @@
 //! A transfer completes only when both its data connection's end and the
 //! final reply (226/250) are seen, in either order.
 //!
+//! With [`ClientConfig::tls`] (explicit FTPS, RFC 4217) the session is
+//! AUTH TLS first (the control connection's TLS session is asked for with
+//! `Open { StartTls }` after the 234; the machine must run inside the TLS
+//! layer), then the login, PBSZ 0 and PROT P; every data connection gets
+//! its own client session (resumed by the layer when the server allows)
+//! and carries nothing before it is `Secured`. A server that refuses AUTH
+//! TLS ends the session: never a silent fall-back to plaintext.
+//!
 //! # The drain rule
 //! After `handle_input`, `handle_timeout` or any command method, call
 //! `poll_output` until `Wait`.
@@ -24,7 +32,7 @@ use core::net::{IpAddr, SocketAddr};
 
 use twill_core::{
     Close, ConnId, Duration, IdAllocator, Input, Instant, ListenerId, Machine, Now, Open,
-    OpenError, OutQueue, Output, OutputBudget, Payload,
+    OpenError, OutQueue, Output, OutputBudget, Payload, Role,
 };
 
 use crate::codec::addr::{
@@ -52,6 +60,9 @@ pub struct ClientConfig {
     pub upload_high: usize,
     /// … and at or below which it may send again.
     pub upload_low: usize,
+    /// Explicit TLS (RFC 4217): AUTH TLS, then PBSZ 0 and PROT P after the
+    /// login, verifying the server as this name.
+    pub tls: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -63,6 +74,7 @@ impl Default for ClientConfig {
             timeout: Duration::from_secs(30),
             upload_high: 1 << 20,
             upload_low: 256 << 10,
+            tls: None,
         }
     }
 }
@@ -167,8 +179,14 @@ enum Kind {
 enum Phase {
     /// Waiting for 220.
     Greeting,
+    /// AUTH TLS sent.
+    Auth,
+    /// 234 seen, the control connection's handshake runs.
+    Securing,
     User,
     Pass,
+    Pbsz,
+    Prot,
     Type,
     /// Logged in, nothing running.
     Idle,
@@ -208,6 +226,8 @@ struct Data {
     close_sent: bool,
     budget: OutputBudget,
     writable_owed: bool,
+    /// PROT P: the data connection's TLS session was asked for.
+    securing: bool,
 }
 
 /// The FTP client machine; see the module docs.
@@ -522,10 +542,30 @@ impl Client {
             return;
         }
         match self.phase {
-            Phase::Greeting if r.code == 220 => {
-                self.phase = Phase::User;
-                let u = self.config.user.clone();
-                self.send_cmd("USER", &u);
+            Phase::Greeting if r.code == 220 && self.config.tls.is_some() => {
+                self.phase = Phase::Auth;
+                self.send_cmd("AUTH", "TLS");
+            }
+            Phase::Greeting if r.code == 220 => self.user(),
+            Phase::Auth if r.code == 234 => {
+                let Some(c) = self.ctrl else { return };
+                self.phase = Phase::Securing;
+                self.out.push(Output::Open {
+                    conn: c,
+                    how: Open::StartTls {
+                        role: Role::Client,
+                        server_name: self.config.tls.clone(),
+                        resume_from: None,
+                    },
+                });
+            }
+            Phase::Pbsz if class == 2 => {
+                self.phase = Phase::Prot;
+                self.send_cmd("PROT", "P");
+            }
+            Phase::Prot if class == 2 => {
+                self.phase = Phase::Type;
+                self.send_cmd("TYPE", "I");
             }
             Phase::User if r.code == 230 => self.logged_in(),
             Phase::User if r.code == 331 => {
@@ -538,7 +578,14 @@ impl Client {
                 self.out.event(ClientEvent::LoggedIn);
                 self.next();
             }
-            Phase::Greeting | Phase::User | Phase::Pass | Phase::Type => {
+            Phase::Greeting
+            | Phase::Auth
+            | Phase::Securing
+            | Phase::User
+            | Phase::Pass
+            | Phase::Pbsz
+            | Phase::Prot
+            | Phase::Type => {
                 self.fatal(ClientError::Refused(r));
             }
             Phase::Simple if class == 2 => {
@@ -603,9 +650,21 @@ impl Client {
         }
     }
 
+    fn user(&mut self) {
+        self.phase = Phase::User;
+        let u = self.config.user.clone();
+        self.send_cmd("USER", &u);
+    }
+
     fn logged_in(&mut self) {
-        self.phase = Phase::Type;
-        self.send_cmd("TYPE", "I");
+        if self.config.tls.is_some() {
+            // RFC 4217 §9: PBSZ 0 then PROT P, once, after the login.
+            self.phase = Phase::Pbsz;
+            self.send_cmd("PBSZ", "0");
+        } else {
+            self.phase = Phase::Type;
+            self.send_cmd("TYPE", "I");
+        }
     }
 
     fn flush_upload(&mut self) {
@@ -709,6 +768,32 @@ impl Client {
         if self.data.conn != Some(conn) {
             return;
         }
+        if self.config.tls.is_some() {
+            // PROT P: our TLS session first; the transfer command goes at
+            // once (a server may only take up the connection after it).
+            self.data.securing = true;
+            self.out.push(Output::Open {
+                conn,
+                how: Open::StartTls {
+                    role: Role::Client,
+                    server_name: self.config.tls.clone(),
+                    resume_from: self.ctrl,
+                },
+            });
+            if self.phase == Phase::Epsv || self.phase == Phase::Pasv {
+                self.transfer_cmd();
+            }
+            return;
+        }
+        self.data_ready(conn);
+    }
+
+    /// The data connection may carry the transfer now.
+    fn data_ready(&mut self, conn: ConnId) {
+        if self.data.conn != Some(conn) {
+            return;
+        }
+        self.data.securing = false;
         self.data.connected = true;
         if self.phase == Phase::Epsv || self.phase == Phase::Pasv {
             // Connected first, then the command (the server may wait for
@@ -752,6 +837,13 @@ impl Machine for Client {
                     self.on_data_conn_open(conn);
                 }
             }
+            Input::Secured { conn, .. } => {
+                if Some(conn) == self.ctrl && self.phase == Phase::Securing {
+                    self.user();
+                } else if Some(conn) == self.data.conn && self.data.securing {
+                    self.data_ready(conn);
+                }
+            }
             Input::OpenFailed { conn, error } => {
                 if Some(conn) == self.ctrl || self.ctrl.is_none() {
                     self.fatal(ClientError::Open(error));
@@ -783,6 +875,11 @@ impl Machine for Client {
             Input::Data { conn, bytes } => {
                 self.deadline = self.deadline.map(|_| now.mono + self.config.timeout);
                 if Some(conn) == self.ctrl {
+                    if self.phase == Phase::Securing {
+                        // Plaintext after 234 and before the handshake.
+                        self.fatal(ClientError::Protocol(Violation::PlaintextAfterAuth));
+                        return Ok(bytes.len());
+                    }
                     self.inbuf.extend_from_slice(bytes);
                     loop {
                         match self.parser.decode(&mut self.inbuf) {
@@ -792,6 +889,14 @@ impl Machine for Client {
                                 self.fatal(ClientError::Protocol(Violation::Reply(e)));
                                 break;
                             }
+                        }
+                        if self.phase == Phase::Securing {
+                            if !self.inbuf.is_empty() {
+                                // The server spoke past its 234 in the
+                                // clear: never read into the session.
+                                self.fatal(ClientError::Protocol(Violation::PlaintextAfterAuth));
+                            }
+                            break;
                         }
                     }
                 } else if Some(conn) == self.data.conn {

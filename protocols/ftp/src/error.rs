@@ -88,6 +88,16 @@ pub enum Violation {
     /// The server's passive address could not be parsed (client).
     #[error("bad passive reply: {0}")]
     Addr(#[from] AddrError),
+    /// Plaintext behind `AUTH TLS` (a plaintext injection): commands the
+    /// client sent before our 234 could be seen (server), or bytes the
+    /// server sent after its 234 (client). Never carried into the TLS
+    /// session; the control connection is closed.
+    #[error("plaintext pipelined after AUTH TLS")]
+    PlaintextAfterAuth,
+    /// The TLS handshake of the control connection (after 234) or of a
+    /// protected data connection failed.
+    #[error("TLS handshake failed: {0}")]
+    TlsFailed(alloc::string::String),
 }
 
 /// The application misused a machine's command API.

@@ -1,7 +1,10 @@
 //! # twill-ftp: FTP as sans-IO machines
 //!
 //! RFC 959 with FEAT/OPTS (RFC 2389), EPSV/EPRT (RFC 2428), SIZE, MDTM,
-//! MLSD/MLST and REST STREAM (RFC 3659) and UTF-8 paths (RFC 2640).
+//! MLSD/MLST and REST STREAM (RFC 3659), UTF-8 paths (RFC 2640) and AUTH
+//! TLS/PBSZ/PROT (RFC 4217: both machines ask the TLS layer for each
+//! session, the control connection's and every protected data
+//! connection's, with `Open { StartTls }`).
 //!
 //! - [`codec`]: pure parsing and encoding of commands, replies,
 //!   data-connection addresses, listings and TYPE A text;

@@ -42,7 +42,7 @@ use core::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use twill_core::io::FileId;
 use twill_core::{
     Addr, Close, ConnId, Duration, IdAllocator, Input, Instant, ListenerId, Machine, Now, Open,
-    OpenError, OutQueue, Output, OutputBudget, Payload,
+    OpenError, OutQueue, Output, OutputBudget, Payload, Role,
 };
 
 use crate::codec::addr::{canonical_ip, format_port, parse_eprt, parse_port};
@@ -89,6 +89,14 @@ pub struct ServerConfig {
     pub download_high: usize,
     /// … and below which it may send again.
     pub download_low: usize,
+    /// Offer AUTH TLS, PBSZ and PROT (RFC 4217). The machine must then run
+    /// inside the TLS layer with a server configuration: it asks for each
+    /// session (the control connection's after 234, each protected data
+    /// connection's) with `Open { StartTls }`.
+    pub tls: bool,
+    /// Refuse USER (534) and PASS (530) until the control connection is
+    /// TLS, and data transfers (521) until `PROT P`.
+    pub require_tls: bool,
 }
 
 impl Default for ServerConfig {
@@ -108,6 +116,8 @@ impl Default for ServerConfig {
             upload_window: 1 << 20,
             download_high: 1 << 20,
             download_low: 256 << 10,
+            tls: false,
+            require_tls: false,
         }
     }
 }
@@ -358,6 +368,8 @@ struct Transfer {
     deadline: Option<Instant>,
     /// What the transfer's description says in the 150.
     what: String,
+    /// PROT P: the data connection is TLS (no file payloads).
+    private: bool,
 }
 
 #[derive(Debug)]
@@ -375,6 +387,15 @@ enum Auth {
     None,
     User(String),
     In { user: String, anonymous: bool },
+}
+
+/// The control connection's TLS (RFC 4217).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CtrlTls {
+    Plain,
+    /// 234 sent and `StartTls` asked: nothing is read until `Secured`.
+    Starting,
+    Secured,
 }
 
 #[derive(Debug)]
@@ -427,6 +448,15 @@ pub struct Server {
     /// A command line read while another was pending.
     deferred: Option<Bytes>,
     idle_deadline: Option<Instant>,
+
+    ctrl_tls: CtrlTls,
+    /// PBSZ was given on the protected control connection.
+    pbsz: bool,
+    /// PROT P: data connections are TLS.
+    prot_private: bool,
+    /// The data connection whose TLS handshake runs: not used before
+    /// `Secured`.
+    securing: Option<ConnId>,
 }
 
 /// Replies that are the same for every session.
@@ -473,6 +503,10 @@ impl Server {
             pending: None,
             deferred: None,
             idle_deadline: None,
+            ctrl_tls: CtrlTls::Plain,
+            pbsz: false,
+            prot_private: false,
+            securing: None,
         }
     }
 
@@ -499,6 +533,24 @@ impl Server {
     /// Whether request `id` is still waiting for the application.
     pub fn is_open(&self, id: RequestId) -> bool {
         matches!(&self.pending, Some((p, _)) if *p == id)
+    }
+
+    /// Whether the control connection is TLS (after AUTH TLS, or an
+    /// `ssl:` listener's).
+    pub fn is_secured(&self) -> bool {
+        self.ctrl_tls == CtrlTls::Secured
+    }
+
+    /// Whether download `id` may be answered with
+    /// [`send_file`](Self::send_file): file payloads are allowed, TYPE I,
+    /// and the data connection is not TLS (PROT C).
+    pub fn can_send_file(&self, id: RequestId) -> bool {
+        match &self.pending {
+            Some((p, Pending::Transfer(_, t))) if *p == id => {
+                self.config.file_payloads && !t.ascii && !t.private
+            }
+            _ => false,
+        }
     }
 
     /// Whether download `id` may take more data now (otherwise wait for
@@ -626,7 +678,8 @@ impl Server {
     /// the data connection (or, for STAT, in a 213 reply).
     ///
     /// # Errors
-    /// Unknown request, or not a listing.
+    /// Unknown request, or not a listing; `Finished` if it was answered
+    /// already.
     pub fn listing(&mut self, id: RequestId, lines: Bytes) -> Result<(), Error> {
         match self.pending.take() {
             Some((p, Pending::Simple(Op::List { path, format })))
@@ -648,7 +701,13 @@ impl Server {
             Some((p, Pending::Transfer(op, t)))
                 if p == id && t.dir == (Dir::Download { listing: true }) =>
             {
+                // A listing is one answer: a second would be sent after
+                // the data connection's close.
+                let finished = t.app_done;
                 self.pending = Some((p, Pending::Transfer(op, t)));
+                if finished {
+                    return Err(Error::Finished);
+                }
                 self.start_transfer();
                 self.queue_data(Payload::Bytes(lines), false);
                 self.finish_inner();
@@ -722,8 +781,8 @@ impl Server {
     /// [`ServerConfig::file_payloads`].
     ///
     /// # Errors
-    /// As [`send_data`](Self::send_data); also `WrongAnswer` in TYPE A or
-    /// without file payloads.
+    /// As [`send_data`](Self::send_data); also `WrongAnswer` unless
+    /// [`can_send_file`](Self::can_send_file).
     pub fn send_file(
         &mut self,
         id: RequestId,
@@ -732,11 +791,7 @@ impl Server {
         len: u64,
     ) -> Result<(), Error> {
         self.check_download(id)?;
-        let ascii = match &self.pending {
-            Some((_, Pending::Transfer(_, t))) => t.ascii,
-            _ => false,
-        };
-        if ascii || !self.config.file_payloads {
+        if !self.can_send_file(id) {
             return Err(Error::WrongAnswer);
         }
         self.start_transfer();
@@ -811,6 +866,7 @@ impl Server {
             || self.login_delay_until.is_some()
             || self.ctrl_budget.is_full()
             || self.closing
+            || self.ctrl_tls == CtrlTls::Starting
     }
 
     fn on_ctrl_data(&mut self, bytes: &[u8]) -> usize {
@@ -821,13 +877,39 @@ impl Server {
         self.idle_deadline = self.config.idle_timeout.map(|d| self.now.mono + d);
         self.inbuf.extend_from_slice(bytes);
         self.pump();
+        if self.ctrl_tls == CtrlTls::Starting && !self.inbuf.is_empty() {
+            let extra = self.inbuf.len();
+            if extra <= bytes.len() {
+                // Bytes after AUTH TLS are not taken: the TLS layer finds
+                // them held when the session should start and refuses it
+                // (they were sent before our 234 could be seen).
+                self.inbuf.clear();
+                self.scanned = 0;
+                self.ctrl_paused = true;
+                return bytes.len() - extra;
+            }
+            self.plaintext_after_auth();
+        }
         bytes.len()
+    }
+
+    /// Commands pipelined behind AUTH TLS that this machine had already
+    /// taken: never honoured; the session ends.
+    fn plaintext_after_auth(&mut self) {
+        self.inbuf.clear();
+        self.scanned = 0;
+        self.out
+            .event(ServerEvent::Violation(Violation::PlaintextAfterAuth));
+        self.close_all(Close::Abort);
     }
 
     /// Processes complete lines while nothing blocks.
     fn pump(&mut self) {
         loop {
-            if self.closing || self.login_delay_until.is_some() {
+            if self.closing
+                || self.login_delay_until.is_some()
+                || self.ctrl_tls == CtrlTls::Starting
+            {
                 return;
             }
             if self.pending.is_none() {
@@ -893,8 +975,12 @@ impl Server {
             && self.login_delay_until.is_none()
             && !self.closing
             && !self.ctrl_budget.is_full()
+            && self.ctrl_tls != CtrlTls::Starting
         {
             self.pump();
+            if self.ctrl_tls == CtrlTls::Starting && !self.inbuf.is_empty() {
+                self.plaintext_after_auth();
+            }
         }
         if self.ctrl_paused && !self.input_blocked() {
             self.ctrl_paused = false;
@@ -944,7 +1030,14 @@ impl Server {
             Verb::Noop => self.reply(200, "NOOP ok."),
             Verb::Syst => self.reply(215, "UNIX Type: L8"),
             Verb::Feat => {
-                reply::encode_multi(211, "Features:", FEATURES, "End", &mut self.out.buf);
+                let tls: &[&str] = if self.config.tls {
+                    &[" AUTH TLS", " PBSZ", " PROT"]
+                } else {
+                    &[]
+                };
+                let mut lines: Vec<&str> = tls.to_vec();
+                lines.extend_from_slice(FEATURES);
+                reply::encode_multi(211, "Features:", &lines, "End", &mut self.out.buf);
                 self.flush_ctrl();
             }
             Verb::Help => {
@@ -965,9 +1058,13 @@ impl Server {
             }
             Verb::Abor => self.abor(),
             Verb::Stat if self.pending.is_some() || arg.is_empty() => self.stat(),
-            Verb::Auth | Verb::Pbsz | Verb::Prot | Verb::Ccc => {
+            Verb::Auth | Verb::Pbsz | Verb::Prot if !self.config.tls => {
                 self.reply(502, "TLS is not available on this server.")
             }
+            Verb::Auth => self.auth_tls(&arg),
+            Verb::Pbsz => self.pbsz(&arg),
+            Verb::Prot => self.prot(&arg),
+            Verb::Ccc => self.reply(502, "CCC is not implemented."),
             _ if !matches!(self.auth, Auth::In { .. }) => {
                 self.reply(530, "Please login with USER and PASS.")
             }
@@ -1147,6 +1244,9 @@ impl Server {
         if arg.is_empty() {
             return self.reply(501, "USER needs a name.");
         }
+        if self.config.require_tls && self.ctrl_tls != CtrlTls::Secured {
+            return self.reply(534, "Policy requires TLS: send AUTH TLS first.");
+        }
         // A new USER starts a new login (RFC 959 §4.1.1).
         self.auth = Auth::User(arg.to_string());
         let anon = self.config.anonymous && is_anonymous(arg);
@@ -1161,6 +1261,9 @@ impl Server {
     }
 
     fn pass_cmd(&mut self, arg: &str) {
+        if self.config.require_tls && self.ctrl_tls != CtrlTls::Secured {
+            return self.reply(530, "Policy requires TLS: send AUTH TLS first.");
+        }
         let user = match &self.auth {
             Auth::User(u) => u.clone(),
             Auth::In { .. } => return self.reply(230, "Already logged in."),
@@ -1204,6 +1307,116 @@ impl Server {
         let shift = (self.failures - 1).min(16);
         let delay = self.config.login_delay.saturating_mul(1 << shift);
         self.login_delay_until = Some(self.now.mono + delay);
+    }
+
+    // ---- RFC 4217 ----------------------------------------------------------
+
+    /// AUTH TLS: 234, then the control connection's TLS session starts in
+    /// place; nothing more is read until it is `Secured`, and bytes the
+    /// client sent behind the command are refused (see `on_ctrl_data`).
+    fn auth_tls(&mut self, arg: &str) {
+        if self.ctrl_tls != CtrlTls::Plain {
+            return self.reply(503, "Already using TLS.");
+        }
+        let mech = arg.trim().to_ascii_uppercase();
+        if !matches!(mech.as_str(), "TLS" | "TLS-C" | "SSL") {
+            return self.reply(504, "Unsupported security mechanism; use AUTH TLS.");
+        }
+        let Some(ctrl) = self.ctrl else { return };
+        self.reply(234, "AUTH TLS successful.");
+        self.ctrl_tls = CtrlTls::Starting;
+        self.out.push(Output::Open {
+            conn: ctrl,
+            how: Open::StartTls {
+                role: Role::Server,
+                server_name: None,
+                resume_from: None,
+            },
+        });
+    }
+
+    /// The control connection's session is up. RFC 2228 §3 (AUTH): the
+    /// user logs in again; nothing learned before TLS is kept.
+    fn ctrl_secured(&mut self) {
+        let starting = self.ctrl_tls == CtrlTls::Starting;
+        self.ctrl_tls = CtrlTls::Secured;
+        if !starting {
+            // An `ssl:` listener's session: TLS from the first byte.
+            return;
+        }
+        self.auth = Auth::None;
+        self.cwd = VPath::root();
+        self.ascii = false;
+        self.rest = 0;
+        self.rnfr = None;
+        self.epsv_all = false;
+        self.pbsz = false;
+        self.prot_private = false;
+        self.reset_data();
+        self.inbuf.clear();
+        self.scanned = 0;
+        self.skipping = false;
+        self.maybe_resume();
+    }
+
+    fn pbsz(&mut self, arg: &str) {
+        if self.ctrl_tls != CtrlTls::Secured {
+            return self.reply(503, "PBSZ needs a protected control connection (AUTH TLS).");
+        }
+        match arg.trim().parse::<u64>() {
+            Ok(_) => {
+                // Stream protection of TLS has no buffer size (RFC 4217 §9).
+                self.pbsz = true;
+                self.reply(200, "PBSZ=0");
+            }
+            Err(_) => self.reply(501, "PBSZ needs a number."),
+        }
+    }
+
+    fn prot(&mut self, arg: &str) {
+        if self.ctrl_tls != CtrlTls::Secured {
+            return self.reply(503, "PROT needs a protected control connection (AUTH TLS).");
+        }
+        if !self.pbsz {
+            return self.reply(503, "PROT needs PBSZ first.");
+        }
+        let private = match arg.trim().to_ascii_uppercase().as_str() {
+            "C" => false,
+            "P" => true,
+            "S" | "E" => return self.reply(536, "Protection level not supported by TLS."),
+            _ => return self.reply(504, "Unrecognised protection level."),
+        };
+        if private != self.prot_private
+            && matches!(self.data, DataSetup::Passive { conn: Some(_), .. })
+        {
+            // A data connection already accepted has the old level.
+            self.reset_data();
+        }
+        self.prot_private = private;
+        let text = if private {
+            "Protection level set to Private."
+        } else {
+            "Protection level set to Clear."
+        };
+        self.reply(200, text);
+    }
+
+    /// Starts the server side of TLS on a data connection if PROT P; the
+    /// connection is used once `Secured`.
+    fn secure_data(&mut self, conn: ConnId, private: bool) -> bool {
+        if !private {
+            return false;
+        }
+        self.securing = Some(conn);
+        self.out.push(Output::Open {
+            conn,
+            how: Open::StartTls {
+                role: Role::Server,
+                server_name: None,
+                resume_from: self.ctrl,
+            },
+        });
+        true
     }
 
     fn type_cmd(&mut self, arg: &str) {
@@ -1461,6 +1674,9 @@ impl Server {
         {
             self.out.close(listener, Close::Abort);
             if let Some(c) = conn {
+                if self.securing == Some(c) {
+                    self.securing = None;
+                }
                 self.out.close(c, Close::Abort);
             }
         }
@@ -1495,6 +1711,9 @@ impl Server {
         let l = *listener;
         // One connection per PASV: stop listening.
         self.out.close(l, Close::Abort);
+        // The client speaks first on a protected data connection: the
+        // session must exist before its first byte arrives.
+        self.secure_data(conn, self.prot_private);
         // A transfer already waiting takes it now.
         if let Some((_, Pending::Transfer(_, t))) = &mut self.pending {
             if t.started && t.conn.is_none() {
@@ -1508,6 +1727,9 @@ impl Server {
     fn transfer(&mut self, op: Op, dir: Dir, what: String) {
         if matches!(self.data, DataSetup::None) {
             return self.reply(425, "Use PORT, EPRT, PASV or EPSV first.");
+        }
+        if self.config.require_tls && !self.prot_private {
+            return self.reply(521, "Data connections must be protected: use PROT P.");
         }
         let id = self.new_request();
         let ascii = self.ascii && dir != (Dir::Download { listing: true });
@@ -1530,6 +1752,7 @@ impl Server {
             paused: false,
             deadline: None,
             what,
+            private: self.prot_private,
         };
         self.out.event(ServerEvent::Request { id, op: op.clone() });
         self.pending = Some((id, Pending::Transfer(op, t)));
@@ -1611,10 +1834,13 @@ impl Server {
 
     /// The transfer's data connection is up: flush what waited.
     fn data_connected(&mut self, conn: ConnId) {
+        if self.securing == Some(conn) {
+            return;
+        }
         let Some((_, Pending::Transfer(_, t))) = &mut self.pending else {
             return;
         };
-        if t.conn != Some(conn) {
+        if t.conn != Some(conn) || t.connected {
             return;
         }
         t.connected = true;
@@ -1690,6 +1916,9 @@ impl Server {
     /// Ends a transfer early: resets its data connection and drops the
     /// data setup.
     fn drop_transfer(&mut self, t: Transfer) {
+        if t.conn.is_some() && t.conn == self.securing {
+            self.securing = None;
+        }
         if let Some(c) = t.conn {
             if !(t.data_done && t.dir != Dir::Upload) {
                 self.out.close(c, Close::Abort);
@@ -1772,6 +2001,9 @@ impl Server {
     }
 
     fn on_data_closed(&mut self, conn: ConnId) {
+        if self.securing == Some(conn) {
+            self.securing = None;
+        }
         if let DataSetup::Passive { conn: c, .. } = &mut self.data {
             if *c == Some(conn) {
                 *c = None;
@@ -1944,11 +2176,47 @@ impl Machine for Server {
                 if matches!(&self.data, DataSetup::Passive { listener, .. } if *listener == conn) {
                     self.on_listen_result(conn, local.ip(), None);
                 } else {
+                    let private = matches!(&self.pending,
+                        Some((_, Pending::Transfer(_, t))) if t.conn == Some(conn) && t.private);
+                    if !self.secure_data(conn, private) {
+                        self.data_connected(conn);
+                    }
+                }
+                Ok(0)
+            }
+            Input::Secured { conn, .. } => {
+                if Some(conn) == self.ctrl && !self.closing {
+                    self.ctrl_secured();
+                } else if self.securing == Some(conn) {
+                    self.securing = None;
                     self.data_connected(conn);
                 }
                 Ok(0)
             }
+            Input::OpenFailed { conn, error } if Some(conn) == self.ctrl => {
+                // The control connection's handshake failed (or plaintext
+                // was pipelined behind AUTH TLS).
+                self.out.event(ServerEvent::Violation(Violation::TlsFailed(
+                    error.to_string(),
+                )));
+                self.close_all(Close::Abort);
+                Ok(0)
+            }
             Input::OpenFailed { conn, error } => {
+                if self.securing == Some(conn) {
+                    self.securing = None;
+                    self.out.event(ServerEvent::Violation(Violation::TlsFailed(
+                        error.to_string(),
+                    )));
+                    if let DataSetup::Passive { conn: c, .. } = &mut self.data {
+                        if *c == Some(conn) {
+                            // The listener is closed already: the client
+                            // needs a new PASV.
+                            *c = None;
+                            self.out.close(conn, Close::Abort);
+                        }
+                    }
+                }
                 if matches!(&self.data, DataSetup::Passive { listener, .. } if *listener == conn) {
                     self.on_listen_result(conn, None, Some(error));
                 } else if matches!(&self.pending, Some((_, Pending::Transfer(_, t))) if t.conn == Some(conn))

@@ -311,3 +311,172 @@ fn a_long_transfer_is_not_idleness() {
         .sent_text(C)
         .ends_with("421 Timeout; closing control connection.\r\n"));
 }
+
+/// A fuzz finding: a second `listing` answer to the same LIST sent the
+/// lines again on the data connection after its close. It is refused.
+#[test]
+fn a_listing_is_answered_once() {
+    let mut s = logged_in(ServerConfig::default());
+    s.auto_closed = false;
+    passive(&mut s, "127.0.0.1:40001");
+    s.data(C, b"LIST\r\n");
+    let (id, _) = last_request(&s);
+    s.machine.listing(id, Bytes::from_static(b"a\r\n")).unwrap();
+    s.drain();
+    assert!(s.closes.contains(&(D, Close::Graceful)));
+    assert_eq!(
+        s.machine.listing(id, Bytes::from_static(b"a\r\n")),
+        Err(twill_ftp::Error::Finished)
+    );
+    s.drain();
+    assert_eq!(s.sent[&D], b"a\r\n", "nothing more after the close");
+    s.closed(D);
+    assert!(s.sent_text(C).ends_with("226 Transfer complete.\r\n"));
+}
+
+// ---- AUTH TLS / PBSZ / PROT (RFC 4217) --------------------------------
+
+fn tls_config() -> ServerConfig {
+    ServerConfig {
+        tls: true,
+        ..ServerConfig::default()
+    }
+}
+
+fn starttls_on(s: &Sim<Server>, conn: ConnId) -> bool {
+    s.opens.iter().any(|(c, how)| {
+        *c == conn
+            && matches!(
+                how,
+                Open::StartTls {
+                    role: twill_core::Role::Server,
+                    ..
+                }
+            )
+    })
+}
+
+fn secured(s: &mut Sim<Server>, conn: ConnId) {
+    s.input(Input::Secured {
+        conn,
+        info: twill_core::TlsInfo::default(),
+    });
+}
+
+/// AUTH TLS: 234, `StartTls` on the control connection, and nothing past
+/// the command is taken; once `Secured`, the login starts over.
+#[test]
+fn auth_tls_upgrades_in_place_and_forgets_the_login() {
+    let mut s = logged_in(tls_config());
+    s.data(C, b"FEAT\r\n");
+    let feat = s.sent_text(C);
+    assert!(
+        feat.contains("\r\n AUTH TLS\r\n") && feat.contains("\r\n PBSZ\r\n"),
+        "{feat}"
+    );
+    s.data(C, b"PBSZ 0\r\n");
+    assert!(s
+        .sent_text(C)
+        .ends_with("503 PBSZ needs a protected control connection (AUTH TLS).\r\n"));
+    s.data(C, b"AUTH TLS\r\nUSER bob\r\n");
+    assert!(s.sent_text(C).ends_with("234 AUTH TLS successful.\r\n"));
+    assert!(starttls_on(&s, C));
+    assert_eq!(
+        s.held(C),
+        b"USER bob\r\n".len(),
+        "bytes after AUTH TLS not taken"
+    );
+    secured(&mut s, C);
+    assert!(s.machine.is_secured() && s.machine.user().is_none());
+    s.data(C, b"AUTH TLS\r\n");
+    assert!(s.sent_text(C).ends_with("503 Already using TLS.\r\n"));
+    s.data(C, b"PROT P\r\n");
+    assert!(s.sent_text(C).ends_with("503 PROT needs PBSZ first.\r\n"));
+    s.data(C, b"PBSZ 0\r\nPROT S\r\nPROT P\r\n");
+    assert!(s
+        .sent_text(C)
+        .ends_with("200 PBSZ=0\r\n536 Protection level not supported by TLS.\r\n200 Protection level set to Private.\r\n"));
+}
+
+/// A PROT P data connection gets its own server session (the client
+/// speaks first, so it is asked for at once) and carries nothing before
+/// `Secured`; file payloads are refused on it.
+#[test]
+fn prot_p_data_connections_are_tls_before_use() {
+    let mut s = logged_in(tls_config());
+    s.auto_closed = false;
+    s.data(C, b"AUTH TLS\r\n");
+    secured(&mut s, C);
+    s.data(C, b"USER anonymous\r\nPASS x\r\nPBSZ 0\r\nPROT P\r\n");
+    assert!(s
+        .sent_text(C)
+        .ends_with("200 Protection level set to Private.\r\n"));
+    passive(&mut s, "127.0.0.1:40001");
+    assert!(starttls_on(&s, D), "TLS asked for on accept");
+    s.data(C, b"RETR f.bin\r\n");
+    let (id, _) = last_request(&s);
+    assert!(!s.machine.can_send_file(id));
+    assert_eq!(
+        s.machine.send_file(id, twill_core::FileId(1), 0, 10),
+        Err(twill_ftp::Error::WrongAnswer)
+    );
+    s.machine
+        .send_data(id, Bytes::from_static(b"secret"))
+        .unwrap();
+    s.machine.finish(id).unwrap();
+    s.drain();
+    assert!(!s.sent.contains_key(&D), "nothing before the handshake");
+    secured(&mut s, D);
+    assert_eq!(s.sent[&D], b"secret");
+    assert!(s.closes.contains(&(D, Close::Graceful)));
+    s.closed(D);
+    assert!(s.sent_text(C).ends_with("226 Transfer complete.\r\n"));
+    // PROT C: clear again, and file payloads are back.
+    s.data(C, b"PROT C\r\n");
+    passive(&mut s, "127.0.0.1:40002");
+    s.data(C, b"RETR f.bin\r\n");
+    let (id, _) = last_request(&s);
+    assert!(s.machine.can_send_file(id));
+}
+
+/// --require-tls: no login on a plain control connection, no transfer
+/// without PROT P.
+#[test]
+fn require_tls_refuses_plain_logins_and_data() {
+    let mut s = Sim::new(Server::new(ServerConfig {
+        require_tls: true,
+        ..tls_config()
+    }));
+    s.input(Input::Accepted {
+        conn: C,
+        listener: ListenerId(1),
+        local: ip("127.0.0.1:21"),
+        peer: ip("127.0.0.1:40000"),
+    });
+    s.data(C, b"USER alice\r\nPASS x\r\n");
+    assert!(s.sent_text(C).ends_with(
+        "534 Policy requires TLS: send AUTH TLS first.\r\n530 Policy requires TLS: send AUTH TLS first.\r\n"
+    ));
+    assert!(!s
+        .events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::Login { .. })));
+    s.data(C, b"AUTH TLS\r\n");
+    secured(&mut s, C);
+    s.data(C, b"USER alice\r\nPASS x\r\n");
+    let id = s
+        .events
+        .iter()
+        .find_map(|e| match e {
+            ServerEvent::Login { id, .. } => Some(*id),
+            _ => None,
+        })
+        .expect("a login over TLS");
+    s.machine.login(id, true).unwrap();
+    s.drain();
+    passive(&mut s, "127.0.0.1:40001");
+    s.data(C, b"RETR f.bin\r\n");
+    assert!(s
+        .sent_text(C)
+        .ends_with("521 Data connections must be protected: use PROT P.\r\n"));
+}
