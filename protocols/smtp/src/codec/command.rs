@@ -134,11 +134,7 @@ impl fmt::Display for BodyType {
     }
 }
 
-/// Strips one trailing CRLF or LF.
-pub fn trim_line_end(line: &[u8]) -> &[u8] {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    line.strip_suffix(b"\r").unwrap_or(line)
-}
+pub use twill_core::line::trim_line_end;
 
 /// Parses one command line (with or without its line ending).
 pub fn parse_command(line: &[u8]) -> Result<Command<'_>, CommandError> {

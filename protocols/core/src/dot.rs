@@ -1,6 +1,8 @@
-//! The DATA framing (RFC 5321 §4.1.1.4, §4.5.2): a message ends with
-//! `CRLF . CRLF`, and a line that starts with `.` has one more `.` put in
-//! front of it by the sender ("dot-stuffing").
+//! The dot framing of SMTP's DATA (RFC 5321 §4.1.1.4, §4.5.2), POP3's
+//! multi-line responses (RFC 1939 §3) and NNTP's multi-line blocks
+//! (RFC 3977 §3.1.1): a block ends with `CRLF . CRLF`, and a line that
+//! starts with `.` has one more `.` put in front of it by the sender
+//! ("dot-stuffing").
 //!
 //! [`Unstuffer`] is incremental: it keeps a five-state position between
 //! calls, so the end-of-data marker is found however the bytes are split
