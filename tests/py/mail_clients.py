@@ -107,6 +107,9 @@ def roundtrip():
 
 
 def errors():
+    # Another client, connected all along, must be served afterwards.
+    other = smtplib.SMTP(HOST, smtp_port, timeout=10)
+    other.ehlo("other")
     s = smtplib.SMTP(HOST, smtp_port, timeout=10)
     s.ehlo("c")
     # An over-long command line.
@@ -125,7 +128,19 @@ def errors():
     assert s.getreply()[0] == 550
     # The session goes on.
     assert s.noop()[0] == 250
+    # Commands pipelined after DATA (RFC 2920 §3.1: DATA ends a group)
+    # are message content, not commands: the QUIT below is a body line.
+    assert s.mail("sender@example.org")[0] == 250
+    assert s.rcpt("bob@localhost")[0] == 250
+    s.send(b"DATA\r\nQUIT\r\n")
+    assert s.getreply()[0] == 354
+    s.send(b".\r\n")
+    assert s.getreply()[0] == 250
+    assert s.noop()[0] == 250
     s.quit()
+    assert other.noop()[0] == 250
+    assert other.sendmail("a@example.org", ["alice@localhost"], b"Subject: ok\r\n\r\nok\r\n") == {}
+    other.quit()
     print("errors ok")
 
 

@@ -21,21 +21,28 @@
 //!
 //! Besides the contract this crate holds the endpoint grammar
 //! ([`endpoint`]), the driver-neutral application interface ([`service`]),
-//! the protocol-switch combinator ([`switch::Switch`]) and the testing kit
-//! ([`testing`]).
+//! the protocol-switch combinator ([`switch::Switch`]), the testing kit
+//! ([`testing`]), and the pieces the text protocols share: bounded CRLF
+//! line reading ([`line`]), the `CRLF . CRLF` dot framing of SMTP's DATA
+//! and POP3's multi-line responses ([`dot`]), and SASL PLAIN/LOGIN
+//! ([`sasl`]).
 #![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 extern crate alloc;
 
+pub mod dot;
 pub mod endpoint;
 pub mod id;
 pub mod io;
 pub mod limits;
+pub mod line;
+pub mod link;
 pub mod machine;
 pub mod queue;
 pub mod rng;
+pub mod sasl;
 pub mod service;
 pub mod switch;
 #[cfg(feature = "testing")]
@@ -48,6 +55,7 @@ pub use io::{
     Addr, Close, FileId, Input, MulticastOp, Open, OpenError, Output, Payload, Role, TlsInfo,
 };
 pub use limits::{LimitExceeded, LimitKind, OutputBudget};
+pub use link::Link;
 pub use machine::Machine;
 pub use queue::OutQueue;
 pub use service::{Cx, Handle, Service};

@@ -15,10 +15,11 @@ use alloc::vec::Vec;
 use bytes::{Bytes, BytesMut};
 use core::fmt;
 
+use twill_core::dot::Unstuffer;
+use twill_core::line::{LineReader, Next};
 use twill_core::{
     Close, ConnId, Duration, Input, Instant, Machine, Now, Open, OutQueue, Output, Role,
 };
-use twill_smtp::codec::dot::Unstuffer;
 
 use crate::codec::{apop_digest, parse_status, Status};
 use crate::error::{Error, Violation};
@@ -181,7 +182,7 @@ pub struct Client {
     expect: VecDeque<Expect>,
     waiting: VecDeque<(String, Expect)>,
     reading: Reading,
-    line: Vec<u8>,
+    reader: LineReader,
     capabilities: Vec<String>,
     timestamp: Option<String>,
     secured: bool,
@@ -216,7 +217,7 @@ impl Client {
             expect: VecDeque::new(),
             waiting: VecDeque::new(),
             reading: Reading::Status,
-            line: Vec::new(),
+            reader: LineReader::new(MAX_LINE),
             capabilities: Vec::new(),
             timestamp: None,
             secured: false,
@@ -531,26 +532,15 @@ impl Client {
                 }
                 continue;
             }
-            let rest = &bytes[i..];
-            match memchr::memchr(b'\n', rest) {
-                Some(k) => {
-                    i += k + 1;
-                    if self.line.is_empty() {
-                        self.status(&rest[..=k]);
-                    } else {
-                        self.line.extend_from_slice(&rest[..=k]);
-                        let l = core::mem::take(&mut self.line);
-                        self.status(&l);
-                    }
+            let (n, next) = self.reader.next(&bytes[i..]);
+            i += n;
+            match next {
+                Next::Line(l) => {
+                    self.status(&l);
+                    self.reader.recycle(l);
                 }
-                None => {
-                    i = bytes.len();
-                    self.line.extend_from_slice(rest);
-                    if self.line.len() > MAX_LINE {
-                        self.line.clear();
-                        self.fail(Failure::Protocol(Violation::BadResponse));
-                    }
-                }
+                Next::TooLong => self.fail(Failure::Protocol(Violation::BadResponse)),
+                Next::Partial => {}
             }
             if self.done && self.expect.is_empty() && self.waiting.is_empty() {
                 // Failed, or QUIT answered: nothing more to read.

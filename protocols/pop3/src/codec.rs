@@ -74,7 +74,7 @@ fn number(s: &str) -> Result<u32, CommandError> {
 
 /// Parses one command line (with or without CRLF).
 pub fn parse_command(line: &[u8]) -> Result<Command<'_>, CommandError> {
-    let line = twill_smtp::codec::command::trim_line_end(line);
+    let line = twill_core::line::trim_line_end(line);
     let (kw, rest) = match memchr::memchr(b' ', line) {
         Some(k) => (&line[..k], &line[k + 1..]),
         None => (line, &b""[..]),
@@ -161,7 +161,7 @@ pub enum Status<'a> {
 
 /// Parses a status line.
 pub fn parse_status(line: &[u8]) -> Option<Status<'_>> {
-    let line = twill_smtp::codec::command::trim_line_end(line);
+    let line = twill_core::line::trim_line_end(line);
     // Compare bytes, not `str` slices: a multi-byte character may sit
     // where the status keyword would end.
     let text = |n: usize| -> Option<&str> {

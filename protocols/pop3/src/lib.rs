@@ -15,8 +15,9 @@
 //!   first when offered), commands answered in order, multi-line
 //!   responses dot-unstuffed.
 //!
-//! Multi-line responses use the same dot framing as SMTP's DATA, so this
-//! crate uses `twill-smtp`'s stuffer and unstuffer.
+//! Multi-line responses use the same dot framing as SMTP's DATA: the
+//! stuffer and unstuffer, the line reader and SASL PLAIN come from
+//! `twill-core` (`dot`, `line`, `sasl`), shared with `twill-smtp`.
 //!
 //! ## The drain rule
 //! After every mutation — `handle_input`, `handle_timeout`, or a command

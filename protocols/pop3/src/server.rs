@@ -28,13 +28,14 @@ use bytes::{Bytes, BytesMut};
 use core::fmt;
 use core::fmt::Write as _;
 
+use twill_core::dot::stuff;
+use twill_core::line::{trim_line_end, LineReader, Next};
 use twill_core::rng::Rng;
+use twill_core::sasl::{decode_b64, parse_plain};
 use twill_core::{
-    Addr, Close, ConnId, Duration, Input, Instant, Machine, Now, Open, OutQueue, Output,
-    OutputBudget, Role,
+    Addr, Close, ConnId, Duration, Input, Instant, Link, Machine, Now, Open, Output, OutputBudget,
+    Role,
 };
-use twill_smtp::codec::dot::stuff;
-use twill_smtp::codec::sasl::{decode_b64, parse_plain};
 
 use crate::codec::{parse_command, top, Command, CommandError};
 use crate::error::{Error, Violation};
@@ -189,7 +190,7 @@ enum Phase {
 /// The POP3 server machine.
 pub struct Server {
     config: ServerConfig,
-    out: OutQueue<ServerEvent>,
+    link: Link<ServerEvent>,
     conn: Option<ConnId>,
     phase: Phase,
     timestamp: Option<String>,
@@ -200,12 +201,8 @@ pub struct Server {
     drop: Vec<MessageInfo>,
     deleted: Vec<bool>,
     secured: bool,
-    line: Vec<u8>,
-    discarding_line: bool,
+    reader: LineReader,
     errors: usize,
-    budget: OutputBudget,
-    paused: bool,
-    peer_eof: bool,
     updated: bool,
     ended: bool,
     now: Now,
@@ -227,10 +224,10 @@ impl Server {
 
     /// A server machine; `rng` makes the APOP timestamp unpredictable.
     pub fn new(config: ServerConfig, rng: Rng) -> Self {
+        let reader = LineReader::new(config.max_line);
         Server {
-            budget: config.output_budget,
+            link: Link::new(config.output_budget),
             config,
-            out: OutQueue::new(),
             conn: None,
             phase: Phase::Idle,
             timestamp: None,
@@ -241,11 +238,8 @@ impl Server {
             drop: Vec::new(),
             deleted: Vec::new(),
             secured: false,
-            line: Vec::new(),
-            discarding_line: false,
+            reader,
             errors: 0,
-            paused: false,
-            peer_eof: false,
             updated: false,
             ended: false,
             now: Now::default(),
@@ -290,7 +284,7 @@ impl Server {
             Ok(list) => {
                 let total: u64 = list.iter().map(|m| m.size).sum();
                 let _ = write!(
-                    self.out.buf,
+                    self.link.out.buf,
                     "+OK maildrop has {} messages ({} octets)\r\n",
                     list.len(),
                     total
@@ -309,8 +303,8 @@ impl Server {
                     LoginFailure::InUse => String::from("-ERR [IN-USE] maildrop already locked"),
                     LoginFailure::Temporary(w) => alloc::format!("-ERR [SYS/TEMP] {w}"),
                 };
-                self.out.buf.extend_from_slice(text.as_bytes());
-                self.out.buf.extend_from_slice(b"\r\n");
+                self.link.out.buf.extend_from_slice(text.as_bytes());
+                self.link.out.buf.extend_from_slice(b"\r\n");
                 self.phase = Phase::Authorization;
             }
         }
@@ -337,11 +331,11 @@ impl Server {
                     Some(n) => top(&msg, n),
                     None => &msg[..],
                 };
-                let _ = write!(self.out.buf, "+OK {} octets\r\n", body.len());
-                stuff(body, &mut self.out.buf);
+                let _ = write!(self.link.out.buf, "+OK {} octets\r\n", body.len());
+                stuff(body, &mut self.link.out.buf);
             }
             Err(why) => {
-                let _ = write!(self.out.buf, "-ERR [SYS/TEMP] {why}\r\n");
+                let _ = write!(self.link.out.buf, "-ERR [SYS/TEMP] {why}\r\n");
             }
         }
         self.send(conn);
@@ -356,10 +350,10 @@ impl Server {
             return Ok(());
         };
         match r {
-            Ok(()) => self.out.buf.extend_from_slice(b"+OK bye\r\n"),
+            Ok(()) => self.link.out.buf.extend_from_slice(b"+OK bye\r\n"),
             Err(why) => {
                 let _ = write!(
-                    self.out.buf,
+                    self.link.out.buf,
                     "-ERR some deleted messages not removed: {why}\r\n"
                 );
             }
@@ -382,15 +376,11 @@ impl Server {
     // ----- internals -----
 
     fn send(&mut self, conn: ConnId) {
-        let n = self.out.transmit_buf(conn);
-        self.budget.queued(n);
+        self.link.send(conn);
     }
 
     fn resume(&mut self, conn: ConnId) {
-        if self.paused && !self.budget.is_full() {
-            self.paused = false;
-            self.out.push(Output::Resume { conn });
-        } else if self.peer_eof && !self.paused {
+        if !self.link.resume(conn) && self.link.peer_eof && !self.link.paused {
             self.close(conn, Close::Graceful);
         }
     }
@@ -398,37 +388,37 @@ impl Server {
     fn close(&mut self, conn: ConnId, how: Close) {
         if !matches!(self.phase, Phase::Closing | Phase::Closed) {
             self.phase = Phase::Closing;
-            self.out.close(conn, how);
-            if self.paused {
-                self.paused = false;
-                self.out.push(Output::Resume { conn });
-            }
+            // A paused connection is resumed so the driver offers what
+            // it holds, which we discard.
+            self.link.close(conn, how);
         }
     }
 
     fn err(&mut self, conn: ConnId, text: &str) {
-        self.out.buf.extend_from_slice(b"-ERR ");
-        self.out.buf.extend_from_slice(text.as_bytes());
-        self.out.buf.extend_from_slice(b"\r\n");
+        self.link.out.buf.extend_from_slice(b"-ERR ");
+        self.link.out.buf.extend_from_slice(text.as_bytes());
+        self.link.out.buf.extend_from_slice(b"\r\n");
         self.send(conn);
         self.errors += 1;
         self.check_errors(conn);
     }
 
     fn ok(&mut self, conn: ConnId, text: &str) {
-        self.out.buf.extend_from_slice(b"+OK ");
-        self.out.buf.extend_from_slice(text.as_bytes());
-        self.out.buf.extend_from_slice(b"\r\n");
+        self.link.out.buf.extend_from_slice(b"+OK ");
+        self.link.out.buf.extend_from_slice(text.as_bytes());
+        self.link.out.buf.extend_from_slice(b"\r\n");
         self.send(conn);
     }
 
     fn check_errors(&mut self, conn: ConnId) {
         if self.errors > self.config.max_errors && !matches!(self.phase, Phase::Closing) {
-            self.out
+            self.link
+                .out
                 .buf
                 .extend_from_slice(b"-ERR too many errors, closing\r\n");
             self.send(conn);
-            self.out
+            self.link
+                .out
                 .event(ServerEvent::Violation(Violation::TooManyErrors));
             self.close(conn, Close::Graceful);
         }
@@ -447,7 +437,7 @@ impl Server {
         self.last_input = self.now.mono;
         let mut i = 0;
         while i < bytes.len() {
-            if self.budget.is_full() {
+            if self.link.budget.is_full() {
                 break;
             }
             match self.phase {
@@ -455,63 +445,36 @@ impl Server {
                 Phase::Authorization | Phase::AuthLine | Phase::Transaction => {}
                 _ => break,
             }
-            let rest = &bytes[i..];
-            match memchr::memchr(b'\n', rest) {
-                Some(k) => {
-                    i += k + 1;
-                    if self.discarding_line {
-                        self.discarding_line = false;
-                        self.line.clear();
-                        continue;
-                    }
-                    if self.line.is_empty() {
-                        if k + 1 > self.config.max_line {
-                            self.line_too_long(conn);
-                        } else {
-                            self.line_in(conn, &rest[..=k]);
-                        }
-                    } else {
-                        self.line.extend_from_slice(&rest[..=k]);
-                        let line = core::mem::take(&mut self.line);
-                        if line.len() > self.config.max_line {
-                            self.line_too_long(conn);
-                        } else {
-                            self.line_in(conn, &line);
-                        }
-                        self.line = line;
-                        self.line.clear();
-                    }
-                    if self.phase == Phase::StartTls {
-                        // Nothing past STLS is taken: the TLS layer
-                        // refuses plaintext sent before our +OK.
-                        self.paused = i < bytes.len();
-                        return i;
-                    }
+            let (n, next) = self.reader.next(&bytes[i..]);
+            i += n;
+            match next {
+                Next::Line(line) => {
+                    self.line_in(conn, &line);
+                    self.reader.recycle(line);
                 }
-                None => {
-                    i = bytes.len();
-                    if !self.discarding_line {
-                        if self.line.len() + rest.len() > self.config.max_line {
-                            self.line.clear();
-                            self.discarding_line = true;
-                            self.line_too_long(conn);
-                        } else {
-                            self.line.extend_from_slice(rest);
-                        }
-                    }
-                }
+                Next::TooLong => self.line_too_long(conn),
+                Next::Partial => {}
+            }
+            if self.phase == Phase::StartTls {
+                // Nothing past STLS is taken: the TLS layer
+                // refuses plaintext sent before our +OK.
+                self.link.paused = i < bytes.len();
+                return i;
             }
         }
         if i < bytes.len() {
-            self.paused = true;
-        } else if self.peer_eof && matches!(self.phase, Phase::Authorization | Phase::Transaction) {
+            self.link.paused = true;
+        } else if self.link.peer_eof
+            && matches!(self.phase, Phase::Authorization | Phase::Transaction)
+        {
             self.close(conn, Close::Graceful);
         }
         i
     }
 
     fn line_too_long(&mut self, conn: ConnId) {
-        self.out
+        self.link
+            .out
             .event(ServerEvent::Violation(Violation::LineTooLong));
         if self.phase == Phase::AuthLine {
             self.phase = Phase::Authorization;
@@ -522,7 +485,7 @@ impl Server {
     fn line_in(&mut self, conn: ConnId, line: &[u8]) {
         if self.phase == Phase::AuthLine {
             self.phase = Phase::Authorization;
-            let l = twill_smtp::codec::command::trim_line_end(line);
+            let l = trim_line_end(line);
             if l == b"*" {
                 return self.err(conn, "authentication cancelled");
             }
@@ -546,7 +509,7 @@ impl Server {
     }
 
     fn capa(&mut self, conn: ConnId) {
-        let b = &mut self.out.buf;
+        let b = &mut self.link.out.buf;
         b.extend_from_slice(b"+OK capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n");
         if self.phase != Phase::Transaction {
             if self.secured || !self.config.auth_requires_tls {
@@ -575,7 +538,7 @@ impl Server {
                     return self.err(conn, "command not permitted when TLS active");
                 }
                 self.ok(conn, "begin TLS negotiation");
-                self.out.push(Output::Open {
+                self.link.out.push(Output::Open {
                     conn,
                     how: Open::StartTls {
                         role: Role::Server,
@@ -613,7 +576,8 @@ impl Server {
             }
             Command::Auth { mechanism, initial } => {
                 let Some(mech) = mechanism else {
-                    self.out
+                    self.link
+                        .out
                         .buf
                         .extend_from_slice(b"+OK SASL mechanisms follow\r\nPLAIN\r\n.\r\n");
                     return self.send(conn);
@@ -627,7 +591,7 @@ impl Server {
                 match initial {
                     Some(i) => self.auth_plain(conn, i.as_bytes()),
                     None => {
-                        self.out.buf.extend_from_slice(b"+ \r\n");
+                        self.link.out.buf.extend_from_slice(b"+ \r\n");
                         self.send(conn);
                         self.phase = Phase::AuthLine;
                     }
@@ -654,7 +618,7 @@ impl Server {
     fn login(&mut self, user: String, proof: Proof) {
         self.pending_user = Some(user.clone());
         self.phase = Phase::WaitLogin;
-        self.out.event(ServerEvent::Login { user, proof });
+        self.link.out.event(ServerEvent::Login { user, proof });
     }
 
     /// The 0-based index of message `n`, if it exists and is not deleted.
@@ -673,23 +637,23 @@ impl Server {
                     .zip(&self.deleted)
                     .filter(|(_, d)| !**d)
                     .fold((0u64, 0u64), |(n, s), (m, _)| (n + 1, s + m.size));
-                let _ = write!(self.out.buf, "+OK {n} {size}\r\n");
+                let _ = write!(self.link.out.buf, "+OK {n} {size}\r\n");
                 self.send(conn);
             }
             Command::List(None) | Command::Uidl(None) => {
                 let uidl = matches!(cmd, Command::Uidl(_));
-                self.out.buf.extend_from_slice(b"+OK\r\n");
+                self.link.out.buf.extend_from_slice(b"+OK\r\n");
                 for (i, m) in self.drop.iter().enumerate() {
                     if self.deleted.get(i).copied().unwrap_or(true) {
                         continue;
                     }
                     if uidl {
-                        let _ = write!(self.out.buf, "{} {}\r\n", i + 1, m.uid);
+                        let _ = write!(self.link.out.buf, "{} {}\r\n", i + 1, m.uid);
                     } else {
-                        let _ = write!(self.out.buf, "{} {}\r\n", i + 1, m.size);
+                        let _ = write!(self.link.out.buf, "{} {}\r\n", i + 1, m.size);
                     }
                 }
-                self.out.buf.extend_from_slice(b".\r\n");
+                self.link.out.buf.extend_from_slice(b".\r\n");
                 self.send(conn);
             }
             Command::List(Some(n)) | Command::Uidl(Some(n)) => {
@@ -699,9 +663,9 @@ impl Server {
                 };
                 let m = &self.drop[i];
                 if uidl {
-                    let _ = write!(self.out.buf, "+OK {n} {}\r\n", m.uid);
+                    let _ = write!(self.link.out.buf, "+OK {n} {}\r\n", m.uid);
                 } else {
-                    let _ = write!(self.out.buf, "+OK {n} {}\r\n", m.size);
+                    let _ = write!(self.link.out.buf, "+OK {n} {}\r\n", m.size);
                 }
                 self.send(conn);
             }
@@ -714,7 +678,7 @@ impl Server {
                     _ => None,
                 };
                 self.phase = Phase::WaitRetrieve { top };
-                self.out.event(ServerEvent::Retrieve {
+                self.link.out.event(ServerEvent::Retrieve {
                     index: i,
                     uid: self.drop[i].uid.clone(),
                 });
@@ -724,14 +688,14 @@ impl Server {
                     return self.err(conn, "no such message");
                 };
                 self.deleted[i] = true;
-                let _ = write!(self.out.buf, "+OK message {n} deleted\r\n");
+                let _ = write!(self.link.out.buf, "+OK message {n} deleted\r\n");
                 self.send(conn);
             }
             Command::Noop => self.ok(conn, ""),
             Command::Rset => {
                 self.deleted.iter_mut().for_each(|d| *d = false);
                 let _ = write!(
-                    self.out.buf,
+                    self.link.out.buf,
                     "+OK maildrop has {} messages\r\n",
                     self.drop.len()
                 );
@@ -749,7 +713,7 @@ impl Server {
                 self.updated = true;
                 self.phase = Phase::WaitUpdate;
                 let uids = deleted.iter().map(|i| self.drop[*i].uid.clone()).collect();
-                self.out.event(ServerEvent::Update {
+                self.link.out.event(ServerEvent::Update {
                     user: self.logged_in.clone().unwrap_or_default(),
                     deleted,
                     uids,
@@ -775,7 +739,7 @@ impl Server {
     fn end(&mut self) {
         if !self.ended {
             self.ended = true;
-            self.out.event(ServerEvent::Ended {
+            self.link.out.event(ServerEvent::Ended {
                 user: self.logged_in.clone(),
                 updated: self.updated,
             });
@@ -792,13 +756,13 @@ impl Machine for Server {
         match input {
             Input::Accepted { conn, peer, .. } => {
                 if self.conn.is_some() {
-                    self.out.close(conn, Close::Abort);
+                    self.link.out.close(conn, Close::Abort);
                     return Ok(0);
                 }
                 self.conn = Some(conn);
                 self.phase = Phase::Authorization;
                 self.last_input = now.mono;
-                self.out.event(ServerEvent::Connected { conn, peer });
+                self.link.out.event(ServerEvent::Connected { conn, peer });
                 let mut g = BytesMut::new();
                 g.extend_from_slice(b"+OK POP3 server ready");
                 if self.config.apop {
@@ -808,30 +772,24 @@ impl Machine for Server {
                     self.timestamp = Some(ts);
                 }
                 g.extend_from_slice(b"\r\n");
-                self.out.buf.extend_from_slice(&g);
+                self.link.out.buf.extend_from_slice(&g);
                 self.send(conn);
             }
             Input::Data { conn, bytes } if Some(conn) == self.conn => {
                 return Ok(self.data(conn, bytes));
             }
             Input::Sent { conn, bytes } if Some(conn) == self.conn => {
-                self.budget.sent(bytes);
-                if self.paused
-                    && self.budget.has_room()
-                    && matches!(
-                        self.phase,
-                        Phase::Authorization | Phase::AuthLine | Phase::Transaction
-                    )
-                {
-                    self.paused = false;
-                    self.out.push(Output::Resume { conn });
-                }
+                let reading = matches!(
+                    self.phase,
+                    Phase::Authorization | Phase::AuthLine | Phase::Transaction
+                );
+                self.link.sent(conn, bytes, reading);
             }
             Input::Eof { conn, .. } if Some(conn) == self.conn => match self.phase {
                 Phase::WaitLogin | Phase::WaitRetrieve { .. } | Phase::WaitUpdate => {
-                    self.peer_eof = true
+                    self.link.peer_eof = true
                 }
-                _ if self.paused => self.peer_eof = true,
+                _ if self.link.paused => self.link.peer_eof = true,
                 _ => self.close(conn, Close::Graceful),
             },
             Input::Secured { conn, .. }
@@ -839,19 +797,17 @@ impl Machine for Server {
             {
                 self.secured = true;
                 self.user = None;
-                self.line.clear();
+                self.reader.clear();
                 self.phase = Phase::Authorization;
                 self.last_input = now.mono;
-                self.out.event(ServerEvent::Secured);
-                if self.paused {
-                    self.paused = false;
-                    self.out.push(Output::Resume { conn });
-                }
+                self.link.out.event(ServerEvent::Secured);
+                self.link.unpause(conn);
             }
             Input::OpenFailed { conn, .. }
                 if Some(conn) == self.conn && self.phase == Phase::StartTls =>
             {
-                self.out
+                self.link
+                    .out
                     .event(ServerEvent::Violation(Violation::StartTlsFailed));
                 self.close(conn, Close::Abort);
             }
@@ -868,17 +824,20 @@ impl Machine for Server {
         self.now = now;
         let Some(conn) = self.conn else { return };
         if self.deadline().is_some_and(|d| now.mono >= d) {
-            self.out
+            self.link
+                .out
                 .buf
                 .extend_from_slice(b"-ERR autologout timer expired\r\n");
             self.send(conn);
-            self.out.event(ServerEvent::Violation(Violation::Timeout));
+            self.link
+                .out
+                .event(ServerEvent::Violation(Violation::Timeout));
             self.close(conn, Close::Graceful);
         }
     }
 
     fn poll_output(&mut self) -> Output<ServerEvent> {
         let deadline = self.deadline();
-        self.out.pop_or_wait(deadline)
+        self.link.out.pop_or_wait(deadline)
     }
 }

@@ -27,6 +27,7 @@ use crate::codec::dot::stuff;
 use crate::codec::reply::{Reply, ReplyParser};
 use crate::codec::sasl::{encode_b64, encode_plain};
 use crate::error::{Error, Violation};
+use twill_core::line::{LineReader, Next};
 
 /// When to use STARTTLS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -210,7 +211,7 @@ pub struct Client {
     conn: Option<ConnId>,
     expect: VecDeque<Expect>,
     parser: ReplyParser,
-    line: Vec<u8>,
+    reader: LineReader,
     extensions: Vec<String>,
     esmtp: bool,
     secured: bool,
@@ -248,7 +249,7 @@ impl Client {
             conn: None,
             expect: VecDeque::new(),
             parser: ReplyParser::new(),
-            line: Vec::new(),
+            reader: LineReader::new(MAX_REPLY_LINE),
             extensions: Vec::new(),
             esmtp: false,
             secured: false,
@@ -621,35 +622,21 @@ impl Client {
             // Nothing is read between our STARTTLS and the handshake.
             return 0;
         }
-        let mut rest = bytes;
-        while !rest.is_empty() && !self.tls_pending {
-            let (line, used) = match memchr::memchr(b'\n', rest) {
-                Some(k) => (Some(&rest[..=k]), k + 1),
-                None => (None, rest.len()),
-            };
-            let whole = match line {
-                Some(l) if self.line.is_empty() => Some(Vec::from(l)),
-                Some(l) => {
-                    self.line.extend_from_slice(l);
-                    Some(core::mem::take(&mut self.line))
-                }
-                None => {
-                    self.line.extend_from_slice(rest);
-                    None
+        let mut i = 0;
+        while i < bytes.len() && !self.tls_pending {
+            let (n, next) = self.reader.next(&bytes[i..]);
+            i += n;
+            let line = match next {
+                Next::Line(l) => l,
+                Next::Partial => break,
+                Next::TooLong => {
+                    self.fail(Failure::Protocol(Violation::BadReply));
+                    return bytes.len();
                 }
             };
-            rest = &rest[used..];
-            if self.line.len() > MAX_REPLY_LINE {
-                self.line.clear();
-                self.fail(Failure::Protocol(Violation::BadReply));
-                return bytes.len();
-            }
-            let Some(l) = whole else { break };
-            if l.len() > MAX_REPLY_LINE {
-                self.fail(Failure::Protocol(Violation::BadReply));
-                return bytes.len();
-            }
-            match self.parser.line(&l) {
+            let parsed = self.parser.line(&line);
+            self.reader.recycle(line);
+            match parsed {
                 Ok(Some(r)) => {
                     if !self.done || matches!(self.expect.front(), Some(Expect::Quit)) {
                         self.reply(r);
@@ -662,7 +649,7 @@ impl Client {
                 }
             }
         }
-        bytes.len() - rest.len()
+        i
     }
 
     fn deadline(&self) -> Option<Instant> {

@@ -37,7 +37,7 @@ use bytes::{Bytes, BytesMut};
 use core::fmt;
 
 use twill_core::{
-    Addr, Close, ConnId, Duration, Input, Instant, Machine, Now, Open, OutQueue, Output,
+    Addr, Close, ConnId, Duration, Input, Instant, Link, Machine, Now, Open, OutQueue, Output,
     OutputBudget, Role, UnixTime,
 };
 
@@ -46,6 +46,7 @@ use crate::codec::dot::Unstuffer;
 use crate::codec::reply::{write_multiline, write_reply};
 use crate::codec::sasl::{decode_b64, parse_plain, Credentials};
 use crate::error::{Error, Violation};
+use twill_core::line::{LineReader, Next};
 
 /// Decides whether a local part names a mailbox here (the domain was
 /// already found local). Called for every RCPT; keep it cheap.
@@ -239,7 +240,7 @@ struct Transaction {
 /// The SMTP server machine.
 pub struct Server {
     config: ServerConfig,
-    out: OutQueue<ServerEvent>,
+    link: Link<ServerEvent>,
     conn: Option<ConnId>,
     peer: Addr,
     phase: Phase,
@@ -249,13 +250,9 @@ pub struct Server {
     tx: Option<Transaction>,
     body: BytesMut,
     unstuffer: Unstuffer,
-    line: Vec<u8>,
-    discarding_line: bool,
+    reader: LineReader,
     errors: usize,
     seq: u64,
-    budget: OutputBudget,
-    paused: bool,
-    peer_eof: bool,
     now: Now,
     last_input: Instant,
 }
@@ -280,11 +277,11 @@ impl Server {
 
     /// A server machine with these settings.
     pub fn new(config: ServerConfig) -> Self {
+        let reader = LineReader::new(config.max_line);
         Server {
             unstuffer: Unstuffer::new(config.max_data_line),
-            budget: config.output_budget,
+            link: Link::new(config.output_budget),
             config,
-            out: OutQueue::new(),
             conn: None,
             peer: Addr::Unknown,
             phase: Phase::Idle,
@@ -293,12 +290,9 @@ impl Server {
             secured: false,
             tx: None,
             body: BytesMut::new(),
-            line: Vec::new(),
-            discarding_line: false,
+            reader,
             errors: 0,
             seq: 0,
-            paused: false,
-            peer_eof: false,
             now: Now::default(),
             last_input: Instant::ZERO,
         }
@@ -333,12 +327,17 @@ impl Server {
         };
         if ok {
             // The user was remembered when the event was emitted.
-            reply(&mut self.out, 235, "2.7.0", "Authentication successful");
+            reply(
+                &mut self.link.out,
+                235,
+                "2.7.0",
+                "Authentication successful",
+            );
         } else {
             self.authenticated = None;
             self.errors += 1;
             reply(
-                &mut self.out,
+                &mut self.link.out,
                 535,
                 "5.7.8",
                 "Authentication credentials invalid",
@@ -360,10 +359,10 @@ impl Server {
         match delivery {
             Delivery::Stored(id) => {
                 let text = alloc::format!("OK queued as {id}");
-                reply(&mut self.out, 250, "2.0.0", &text);
+                reply(&mut self.link.out, 250, "2.0.0", &text);
             }
-            Delivery::TempFail(why) => reply(&mut self.out, 451, "4.3.0", &why),
-            Delivery::Rejected(why) => reply(&mut self.out, 554, "5.0.0", &why),
+            Delivery::TempFail(why) => reply(&mut self.link.out, 451, "4.3.0", &why),
+            Delivery::Rejected(why) => reply(&mut self.link.out, 554, "5.0.0", &why),
         }
         self.send(conn);
         self.phase = Phase::Command;
@@ -386,15 +385,11 @@ impl Server {
     // ----- internals -----
 
     fn send(&mut self, conn: ConnId) {
-        let n = self.out.transmit_buf(conn);
-        self.budget.queued(n);
+        self.link.send(conn);
     }
 
     fn resume(&mut self, conn: ConnId) {
-        if self.paused && !self.budget.is_full() {
-            self.paused = false;
-            self.out.push(Output::Resume { conn });
-        } else if self.peer_eof && !self.paused {
+        if !self.link.resume(conn) && self.link.peer_eof && !self.link.paused {
             // The client is gone and nothing of it is left to read.
             self.close(conn, Close::Graceful);
         }
@@ -403,12 +398,9 @@ impl Server {
     fn close(&mut self, conn: ConnId, how: Close) {
         if !matches!(self.phase, Phase::Closing | Phase::Closed) {
             self.phase = Phase::Closing;
-            self.out.close(conn, how);
-            if self.paused {
-                // Let the driver offer what it holds, which we discard.
-                self.paused = false;
-                self.out.push(Output::Resume { conn });
-            }
+            // A paused connection is resumed so the driver offers what
+            // it holds, which we discard.
+            self.link.close(conn, how);
         }
     }
 
@@ -423,7 +415,7 @@ impl Server {
     }
 
     fn error_reply(&mut self, conn: ConnId, code: u16, enh: &str, text: &str) {
-        reply(&mut self.out, code, enh, text);
+        reply(&mut self.link.out, code, enh, text);
         self.send(conn);
         self.errors += 1;
         self.check_errors(conn);
@@ -432,9 +424,10 @@ impl Server {
     fn check_errors(&mut self, conn: ConnId) {
         if self.errors > self.config.max_errors && !matches!(self.phase, Phase::Closing) {
             let text = alloc::format!("{} Too many errors, closing", self.config.hostname);
-            reply(&mut self.out, 421, "4.7.0", &text);
+            reply(&mut self.link.out, 421, "4.7.0", &text);
             self.send(conn);
-            self.out
+            self.link
+                .out
                 .event(ServerEvent::Violation(Violation::TooManyErrors));
             self.close(conn, Close::Graceful);
         }
@@ -460,7 +453,7 @@ impl Server {
         self.last_input = self.now.mono;
         let mut i = 0;
         while i < bytes.len() {
-            if self.budget.is_full() {
+            if self.link.budget.is_full() {
                 break;
             }
             match &mut self.phase {
@@ -506,59 +499,29 @@ impl Server {
                     }
                 }
                 Phase::Command | Phase::AuthLine(_) => {
-                    let rest = &bytes[i..];
-                    match memchr::memchr(b'\n', rest) {
-                        Some(k) => {
-                            i += k + 1;
-                            if self.discarding_line {
-                                self.discarding_line = false;
-                                self.line.clear();
-                                continue;
-                            }
-                            if self.line.is_empty() {
-                                if k + 1 > self.config.max_line {
-                                    self.line_too_long(conn);
-                                } else {
-                                    self.line_in(conn, &rest[..=k]);
-                                }
-                            } else {
-                                self.line.extend_from_slice(&rest[..=k]);
-                                let line = core::mem::take(&mut self.line);
-                                if line.len() > self.config.max_line {
-                                    self.line_too_long(conn);
-                                } else {
-                                    self.line_in(conn, &line);
-                                }
-                                self.line = line;
-                                self.line.clear();
-                            }
-                            if self.phase == Phase::StartTls {
-                                // Take nothing past the command: the TLS
-                                // layer refuses plaintext sent before our
-                                // go-ahead (RFC 3207 §5).
-                                self.paused = i < bytes.len();
-                                return i;
-                            }
+                    let (n, next) = self.reader.next(&bytes[i..]);
+                    i += n;
+                    match next {
+                        Next::Line(line) => {
+                            self.line_in(conn, &line);
+                            self.reader.recycle(line);
                         }
-                        None => {
-                            i = bytes.len();
-                            if !self.discarding_line {
-                                if self.line.len() + rest.len() > self.config.max_line {
-                                    self.line.clear();
-                                    self.discarding_line = true;
-                                    self.line_too_long(conn);
-                                } else {
-                                    self.line.extend_from_slice(rest);
-                                }
-                            }
-                        }
+                        Next::TooLong => self.line_too_long(conn),
+                        Next::Partial => {}
+                    }
+                    if self.phase == Phase::StartTls {
+                        // Take nothing past the command: the TLS
+                        // layer refuses plaintext sent before our
+                        // go-ahead (RFC 3207 §5).
+                        self.link.paused = i < bytes.len();
+                        return i;
                     }
                 }
             }
         }
         if i < bytes.len() {
-            self.paused = true;
-        } else if self.peer_eof && self.phase == Phase::Command {
+            self.link.paused = true;
+        } else if self.link.peer_eof && self.phase == Phase::Command {
             // Held bytes after the peer's EOF are read; nothing more comes.
             self.close(conn, Close::Graceful);
         }
@@ -566,7 +529,8 @@ impl Server {
     }
 
     fn line_too_long(&mut self, conn: ConnId) {
-        self.out
+        self.link
+            .out
             .event(ServerEvent::Violation(Violation::LineTooLong));
         if let Phase::AuthLine(_) = self.phase {
             self.phase = Phase::Command;
@@ -612,14 +576,14 @@ impl Server {
                     lines.push("AUTH PLAIN LOGIN");
                 }
                 lines.push("HELP");
-                write_multiline(&mut self.out.buf, 250, lines.into_iter());
+                write_multiline(&mut self.link.out.buf, 250, lines.into_iter());
                 self.send(conn);
             }
             Command::Helo { domain } => {
                 self.tx = None;
                 self.helo = Some((domain.to_owned(), false));
                 let text = alloc::format!("{} Hello {}", self.config.hostname, domain);
-                write_reply(&mut self.out.buf, 250, None, &text);
+                write_reply(&mut self.link.out.buf, 250, None, &text);
                 self.send(conn);
             }
             Command::Mail { from, params } => self.mail(conn, from, params),
@@ -637,7 +601,7 @@ impl Server {
                     return self.error_reply(conn, 503, "5.5.1", "Error: DATA after BDAT");
                 }
                 write_reply(
-                    &mut self.out.buf,
+                    &mut self.link.out.buf,
                     354,
                     None,
                     "End data with <CR><LF>.<CR><LF>",
@@ -675,16 +639,16 @@ impl Server {
             Command::Rset => {
                 self.tx = None;
                 self.body = BytesMut::new();
-                ok(&mut self.out, "2.0.0", "OK");
+                ok(&mut self.link.out, "2.0.0", "OK");
                 self.send(conn);
             }
             Command::Noop => {
-                ok(&mut self.out, "2.0.0", "OK");
+                ok(&mut self.link.out, "2.0.0", "OK");
                 self.send(conn);
             }
             Command::Vrfy(_) => {
                 reply(
-                    &mut self.out,
+                    &mut self.link.out,
                     252,
                     "2.5.2",
                     "Cannot VRFY user, but will accept message and attempt delivery",
@@ -692,12 +656,12 @@ impl Server {
                 self.send(conn);
             }
             Command::Expn(_) => {
-                reply(&mut self.out, 502, "5.5.1", "EXPN not implemented");
+                reply(&mut self.link.out, 502, "5.5.1", "EXPN not implemented");
                 self.send(conn);
             }
             Command::Help(_) => {
                 reply(
-                    &mut self.out,
+                    &mut self.link.out,
                     214,
                     "2.0.0",
                     "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT STARTTLS AUTH",
@@ -706,7 +670,7 @@ impl Server {
             }
             Command::Quit => {
                 let text = alloc::format!("{} closing connection", self.config.hostname);
-                reply(&mut self.out, 221, "2.0.0", &text);
+                reply(&mut self.link.out, 221, "2.0.0", &text);
                 self.send(conn);
                 self.close(conn, Close::Graceful);
             }
@@ -717,9 +681,9 @@ impl Server {
                 if self.secured {
                     return self.error_reply(conn, 503, "5.5.1", "Already under TLS");
                 }
-                reply(&mut self.out, 220, "2.0.0", "Ready to start TLS");
+                reply(&mut self.link.out, 220, "2.0.0", "Ready to start TLS");
                 self.send(conn);
-                self.out.push(Output::Open {
+                self.link.out.push(Output::Open {
                     conn,
                     how: Open::StartTls {
                         role: Role::Server,
@@ -756,7 +720,7 @@ impl Server {
         }
         if params.size.is_some_and(|s| s > self.config.max_size as u64) {
             reply(
-                &mut self.out,
+                &mut self.link.out,
                 552,
                 "5.3.4",
                 "Message size exceeds fixed maximum message size",
@@ -770,7 +734,7 @@ impl Server {
             ..Transaction::default()
         });
         self.body = BytesMut::new();
-        ok(&mut self.out, "2.1.0", "OK");
+        ok(&mut self.link.out, "2.1.0", "OK");
         self.send(conn);
     }
 
@@ -785,7 +749,7 @@ impl Server {
             return self.error_reply(conn, 553, "5.6.7", "Non-ASCII address needs SMTPUTF8");
         }
         if tx.to.len() >= self.config.max_recipients {
-            reply(&mut self.out, 452, "4.5.3", "Too many recipients");
+            reply(&mut self.link.out, 452, "4.5.3", "Too many recipients");
             return self.send(conn);
         }
         let postmaster = to.eq_ignore_ascii_case("postmaster");
@@ -796,14 +760,14 @@ impl Server {
         if !postmaster {
             if !self.local_domain(domain) {
                 if self.authenticated.is_none() {
-                    reply(&mut self.out, 550, "5.7.1", "Relaying denied");
+                    reply(&mut self.link.out, 550, "5.7.1", "Relaying denied");
                     return self.send(conn);
                 }
             } else if !local.eq_ignore_ascii_case("postmaster")
                 && !self.config.recipients.as_ref().map_or(true, |f| f(local))
             {
                 reply(
-                    &mut self.out,
+                    &mut self.link.out,
                     550,
                     "5.1.1",
                     "Recipient address rejected: no such user",
@@ -814,7 +778,7 @@ impl Server {
         if let Some(tx) = self.tx.as_mut() {
             tx.to.push(to.to_owned());
         }
-        ok(&mut self.out, "2.1.5", "OK");
+        ok(&mut self.link.out, "2.1.5", "OK");
         self.send(conn);
     }
 
@@ -829,10 +793,11 @@ impl Server {
         if self.config.reject_bare_line_endings && (flags.bare_lf || flags.bare_cr) {
             self.tx = None;
             self.body = BytesMut::new();
-            self.out
+            self.link
+                .out
                 .event(ServerEvent::Violation(Violation::BareLineEnding));
             reply(
-                &mut self.out,
+                &mut self.link.out,
                 550,
                 "5.6.0",
                 "Message contains a bare CR or LF",
@@ -843,7 +808,7 @@ impl Server {
             self.tx = None;
             self.body = BytesMut::new();
             reply(
-                &mut self.out,
+                &mut self.link.out,
                 550,
                 "5.6.0",
                 "Message has a line over 998 octets",
@@ -856,10 +821,11 @@ impl Server {
     fn refuse_too_big(&mut self, conn: ConnId) {
         self.tx = None;
         self.body = BytesMut::new();
-        self.out
+        self.link
+            .out
             .event(ServerEvent::Violation(Violation::MessageTooBig));
         reply(
-            &mut self.out,
+            &mut self.link.out,
             552,
             "5.3.4",
             "Message size exceeds fixed maximum message size",
@@ -880,7 +846,7 @@ impl Server {
             None if last => self.deliver(),
             None => {
                 let text = alloc::format!("{} octets received", self.body.len());
-                ok(&mut self.out, "2.0.0", &text);
+                ok(&mut self.link.out, "2.0.0", &text);
                 self.send(conn);
             }
         }
@@ -908,7 +874,7 @@ impl Server {
         };
         self.body = BytesMut::new();
         self.phase = Phase::WaitMessage;
-        self.out.event(ServerEvent::Message(m));
+        self.link.out.event(ServerEvent::Message(m));
     }
 
     fn auth(&mut self, conn: ConnId, mechanism: &str, initial: Option<&str>) {
@@ -951,7 +917,7 @@ impl Server {
             AuthStep::LoginUser => "VXNlcm5hbWU6",
             AuthStep::LoginPass(_) => "UGFzc3dvcmQ6",
         };
-        write_reply(&mut self.out.buf, 334, None, text);
+        write_reply(&mut self.link.out.buf, 334, None, text);
         self.send(conn);
         self.phase = Phase::AuthLine(step);
     }
@@ -993,7 +959,7 @@ impl Server {
         };
         self.authenticated = Some(credentials.username.clone());
         self.phase = Phase::WaitAuth;
-        self.out.event(ServerEvent::Auth {
+        self.link.out.event(ServerEvent::Auth {
             mechanism,
             credentials,
         });
@@ -1018,39 +984,34 @@ impl Machine for Server {
             Input::Accepted { conn, peer, .. } => {
                 if self.conn.is_some() {
                     // One connection per machine.
-                    self.out.close(conn, Close::Abort);
+                    self.link.out.close(conn, Close::Abort);
                     return Ok(0);
                 }
                 self.conn = Some(conn);
                 self.peer = peer.clone();
                 self.phase = Phase::Command;
                 self.last_input = now.mono;
-                self.out.event(ServerEvent::Connected { conn, peer });
+                self.link.out.event(ServerEvent::Connected { conn, peer });
                 let text = alloc::format!("{} ESMTP twill", self.config.hostname);
-                write_reply(&mut self.out.buf, 220, None, &text);
+                write_reply(&mut self.link.out.buf, 220, None, &text);
                 self.send(conn);
             }
             Input::Data { conn, bytes } if Some(conn) == self.conn => {
                 return Ok(self.data(conn, bytes));
             }
             Input::Sent { conn, bytes } if Some(conn) == self.conn => {
-                self.budget.sent(bytes);
-                if self.paused
-                    && self.budget.has_room()
-                    && matches!(
-                        self.phase,
-                        Phase::Command | Phase::Data | Phase::Bdat { .. } | Phase::AuthLine(_)
-                    )
-                {
-                    self.paused = false;
-                    self.out.push(Output::Resume { conn });
-                }
+                let reading = matches!(
+                    self.phase,
+                    Phase::Command | Phase::Data | Phase::Bdat { .. } | Phase::AuthLine(_)
+                );
+                self.link.sent(conn, bytes, reading);
             }
             Input::Eof { conn, .. } if Some(conn) == self.conn => match self.phase {
                 // A stored message still gets its answer; then we close.
-                Phase::WaitMessage | Phase::WaitAuth => self.peer_eof = true,
+                Phase::WaitMessage | Phase::WaitAuth => self.link.peer_eof = true,
                 Phase::Data | Phase::Bdat { .. } => {
-                    self.out
+                    self.link
+                        .out
                         .event(ServerEvent::Violation(Violation::EofInMessage));
                     self.close(conn, Close::Graceful);
                 }
@@ -1065,19 +1026,17 @@ impl Machine for Server {
                 self.tx = None;
                 self.authenticated = None;
                 self.body = BytesMut::new();
-                self.line.clear();
+                self.reader.clear();
                 self.phase = Phase::Command;
                 self.last_input = now.mono;
-                self.out.event(ServerEvent::Secured);
-                if self.paused {
-                    self.paused = false;
-                    self.out.push(Output::Resume { conn });
-                }
+                self.link.out.event(ServerEvent::Secured);
+                self.link.unpause(conn);
             }
             Input::OpenFailed { conn, .. }
                 if Some(conn) == self.conn && self.phase == Phase::StartTls =>
             {
-                self.out
+                self.link
+                    .out
                     .event(ServerEvent::Violation(Violation::StartTlsFailed));
                 self.close(conn, Close::Abort);
             }
@@ -1085,7 +1044,7 @@ impl Machine for Server {
                 self.phase = Phase::Closed;
                 self.tx = None;
                 self.body = BytesMut::new();
-                self.out.event(ServerEvent::Closed);
+                self.link.out.event(ServerEvent::Closed);
             }
             _ => {}
         }
@@ -1097,16 +1056,18 @@ impl Machine for Server {
         let Some(conn) = self.conn else { return };
         if self.deadline().is_some_and(|d| now.mono >= d) {
             let text = alloc::format!("{} Error: timeout exceeded", self.config.hostname);
-            reply(&mut self.out, 421, "4.4.2", &text);
+            reply(&mut self.link.out, 421, "4.4.2", &text);
             self.send(conn);
-            self.out.event(ServerEvent::Violation(Violation::Timeout));
+            self.link
+                .out
+                .event(ServerEvent::Violation(Violation::Timeout));
             self.close(conn, Close::Graceful);
         }
     }
 
     fn poll_output(&mut self) -> Output<ServerEvent> {
         let deadline = self.deadline();
-        self.out.pop_or_wait(deadline)
+        self.link.out.pop_or_wait(deadline)
     }
 }
 

@@ -1,6 +1,8 @@
-//! The DATA framing (RFC 5321 §4.1.1.4, §4.5.2): a message ends with
-//! `CRLF . CRLF`, and a line that starts with `.` has one more `.` put in
-//! front of it by the sender ("dot-stuffing").
+//! The dot framing of SMTP's DATA (RFC 5321 §4.1.1.4, §4.5.2), POP3's
+//! multi-line responses (RFC 1939 §3) and NNTP's multi-line blocks
+//! (RFC 3977 §3.1.1): a block ends with `CRLF . CRLF`, and a line that
+//! starts with `.` has one more `.` put in front of it by the sender
+//! ("dot-stuffing").
 //!
 //! [`Unstuffer`] is incremental: it keeps a five-state position between
 //! calls, so the end-of-data marker is found however the bytes are split
@@ -100,9 +102,6 @@ impl Unstuffer {
         let mut i = 0;
         let mut span = 0;
         let n = input.len();
-        if self.check_bytes {
-            self.scan_bytes(input);
-        }
         while i < n {
             match self.state {
                 State::Text => {
@@ -115,6 +114,18 @@ impl Unstuffer {
                         Some(k) => {
                             self.add_len(k);
                             if rest[k] == b'\r' {
+                                if rest.get(k + 1) == Some(&b'\n') {
+                                    // The common case, a CRLF, handled here
+                                    // rather than through `Cr` and
+                                    // `LineStart`: a next line that starts
+                                    // with anything but a dot is text again.
+                                    self.line_len = 0;
+                                    i += k + 2;
+                                    if !matches!(input.get(i), Some(c) if *c != b'.') {
+                                        self.state = State::LineStart;
+                                    }
+                                    continue;
+                                }
                                 self.state = State::Cr;
                             } else {
                                 // Bare LF: content, not a line end.
@@ -164,6 +175,8 @@ impl Unstuffer {
                             emit(&input[span..i]);
                         }
                         self.state = State::LineStart;
+                        // Bytes past the marker are not the message's.
+                        self.scan_bytes(input.get(..=i).unwrap_or_default());
                         return (i + 1, true);
                     }
                     // The withheld CR was content after all.
@@ -181,6 +194,7 @@ impl Unstuffer {
         if n > span {
             emit(&input[span..n]);
         }
+        self.scan_bytes(input);
         (n, false)
     }
 
@@ -192,6 +206,9 @@ impl Unstuffer {
     }
 
     fn scan_bytes(&mut self, input: &[u8]) {
+        if !self.check_bytes {
+            return;
+        }
         if !self.flags.eight_bit && input.iter().any(|b| *b >= 0x80) {
             self.flags.eight_bit = true;
         }
@@ -324,5 +341,32 @@ mod tests {
         line.extend_from_slice(b"\r\n.\r\n");
         let (_, _, f) = unstuff_all(&line, 998).expect("end");
         assert!(f.long_line);
+    }
+
+    proptest::proptest! {
+        /// Whole input (CRLFs met in the fast path) and one byte at a time
+        /// (every byte through the state machine) agree on content, use,
+        /// and flags, for data full of dots, bare CRs and bare LFs.
+        #[test]
+        fn whole_equals_bytewise(picks in proptest::collection::vec(0usize..8, 0..64)) {
+            const P: [&[u8]; 8] = [b"\r\n", b"\r", b"\n", b".", b"ab", b"..", b"\r\n.\r\n", b"\xff\0"];
+            let data: Vec<u8> = picks.iter().flat_map(|i| P[*i].iter().copied()).collect();
+            let mut u = Unstuffer::new(4).check_bytes(true);
+            let mut whole = Vec::new();
+            let (n, done) = u.feed(&data, |s| whole.extend_from_slice(s));
+            let mut v = Unstuffer::new(4).check_bytes(true);
+            let mut bytewise = Vec::new();
+            let (mut m, mut fin) = (0, false);
+            for b in data.chunks(1) {
+                let (k, d) = v.feed(b, |s| bytewise.extend_from_slice(s));
+                m += k;
+                if d {
+                    fin = true;
+                    break;
+                }
+            }
+            proptest::prop_assert_eq!((n, done, u.flags()), (m, fin, v.flags()));
+            proptest::prop_assert_eq!(whole, bytewise);
+        }
     }
 }

@@ -1,5 +1,5 @@
-//! SASL PLAIN (RFC 4616) and LOGIN as SMTP (RFC 4954) and POP3 (RFC 5034)
-//! carry them: base64 in both directions.
+//! SASL PLAIN (RFC 4616) and LOGIN as SMTP (RFC 4954), POP3 (RFC 5034)
+//! and IMAP (RFC 3501 AUTHENTICATE) carry them: base64 in both directions.
 
 use alloc::string::String;
 use alloc::vec::Vec;
