@@ -536,3 +536,21 @@ fn tagmsg_goes_to_message_tags_clients_only() {
     let got = n.take(a);
     assert_eq!(got.last().unwrap().numeric(), Some(401));
 }
+
+#[test]
+fn a_zero_flood_interval_turns_throttling_off() {
+    let cfg = ServerConfig {
+        flood_interval: Duration::ZERO,
+        ..Default::default()
+    };
+    let mut n = Net::new(cfg);
+    let a = n.connect(1, "alice");
+    let b = n.connect(2, "bob");
+    let mut flood = String::new();
+    for i in 0..1000 {
+        flood.push_str(&format!("PRIVMSG bob :{i}\r\n"));
+    }
+    n.sim.data(a, flood.as_bytes());
+    assert_eq!(n.take(b).len(), 1000, "all at once");
+    assert_eq!(n.sim.held(a), 0);
+}
