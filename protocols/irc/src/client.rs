@@ -158,7 +158,12 @@ pub struct Client {
     /// The source prefix the server puts on our messages, once known.
     source_len: Option<usize>,
     offered: Vec<String>,
+    /// The mechanisms of `sasl=…` in `CAP LS` (302); empty: not listed.
+    sasl_mechs: Vec<String>,
     acked: Vec<String>,
+    /// Channels whose 353 list is being received: the first 353 after a
+    /// 366 starts the member list afresh, so a second NAMES replaces it.
+    names_open: alloc::collections::BTreeSet<Vec<u8>>,
     isupport: Isupport,
     channels: BTreeMap<Vec<u8>, ChannelState>,
     /// Lines held back by the rate limit.
@@ -196,7 +201,9 @@ impl Client {
             nick_tries: 0,
             source_len: None,
             offered: Vec::new(),
+            sasl_mechs: Vec::new(),
             acked: Vec::new(),
+            names_open: alloc::collections::BTreeSet::new(),
             isupport: Isupport::new(),
             channels: BTreeMap::new(),
             pending: VecDeque::new(),
@@ -561,7 +568,11 @@ impl Client {
                 if let (Some(chan), Some(names)) = (m.param(2), m.param(3)) {
                     let prefixes: Vec<char> =
                         self.isupport.prefix().iter().map(|(_, s)| *s).collect();
-                    if let Some(ch) = self.channels.get_mut(&cm.fold(chan)) {
+                    let key = cm.fold(chan);
+                    if let Some(ch) = self.channels.get_mut(&key) {
+                        if self.names_open.insert(key) {
+                            ch.members.clear();
+                        }
                         for n in names.split(|b| *b == b' ').filter(|n| !n.is_empty()) {
                             let n = String::from_utf8_lossy(n);
                             let bare = n.trim_start_matches(|c| prefixes.contains(&c));
@@ -572,6 +583,11 @@ impl Client {
                             );
                         }
                     }
+                }
+            }
+            (Some(366), _) => {
+                if let Some(chan) = m.param(1) {
+                    self.names_open.remove(&cm.fold(chan));
                 }
             }
             (Some(332), _) => {
@@ -741,11 +757,7 @@ impl Client {
                 // `CAP * LS * :caps…` continues; the last has no `*`.
                 let more = m.len() >= 4 && m.param(2) == Some(b"*");
                 if let Some(list) = m.last() {
-                    for c in list.split(|b| *b == b' ').filter(|c| !c.is_empty()) {
-                        let name = c.split(|b| *b == b'=').next().unwrap_or_default();
-                        self.offered
-                            .push(String::from_utf8_lossy(name).into_owned());
-                    }
+                    self.offer(list);
                 }
                 if more || self.reg != Reg::CapLs {
                     return;
@@ -757,7 +769,13 @@ impl Client {
                     .filter(|c| self.offered.contains(c))
                     .cloned()
                     .collect();
-                if self.cfg.sasl.is_some() && self.offered.iter().any(|c| c == "sasl") {
+                // `sasl=EXTERNAL,…` without PLAIN: ours cannot work.
+                let plain = self.sasl_mechs.is_empty()
+                    || self
+                        .sasl_mechs
+                        .iter()
+                        .any(|m| m.eq_ignore_ascii_case("PLAIN"));
+                if self.cfg.sasl.is_some() && plain && self.offered.iter().any(|c| c == "sasl") {
                     want.push("sasl".into());
                 }
                 if want.is_empty() {
@@ -788,7 +806,49 @@ impl Client {
                 }
             }
             b"NAK" if self.reg == Reg::CapReq => self.cap_end(),
+            // cap-notify (implied by `CAP LS 302`): a capability came or
+            // went while we are connected.
+            b"NEW" => {
+                let Some(list) = m.last() else { return };
+                let before = self.offered.len();
+                self.offer(list);
+                let want: Vec<String> = self.offered[before..]
+                    .iter()
+                    .filter(|c| self.cfg.caps.contains(c) && !self.acked.contains(c))
+                    .cloned()
+                    .collect();
+                if !want.is_empty() {
+                    let list = want.join(" ");
+                    self.send_now("CAP", &[b"REQ", list.as_bytes()]);
+                }
+            }
+            b"DEL" => {
+                let Some(list) = m.last() else { return };
+                for c in list.split(|b| *b == b' ').filter(|c| !c.is_empty()) {
+                    self.acked.retain(|a| a.as_bytes() != c);
+                    self.offered.retain(|a| a.as_bytes() != c);
+                }
+            }
             _ => {}
+        }
+    }
+
+    /// Records the capabilities of a `CAP LS`/`NEW` list (`name[=value]`).
+    fn offer(&mut self, list: &[u8]) {
+        for c in list.split(|b| *b == b' ').filter(|c| !c.is_empty()) {
+            let mut kv = c.splitn(2, |b| *b == b'=');
+            let name = String::from_utf8_lossy(kv.next().unwrap_or_default()).into_owned();
+            if name == "sasl" {
+                if let Some(v) = kv.next() {
+                    self.sasl_mechs = v
+                        .split(|b| *b == b',')
+                        .map(|m| String::from_utf8_lossy(m).into_owned())
+                        .collect();
+                }
+            }
+            if !self.offered.contains(&name) && self.offered.len() < 256 {
+                self.offered.push(name);
+            }
         }
     }
 

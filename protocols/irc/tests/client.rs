@@ -172,3 +172,54 @@ fn commands_cannot_inject_lines() {
     assert!(sim.machine.raw("PRIVMSG #x :a\r\nQUIT").is_err());
     let _ = Message::parse(Bytes::from_static(b"PING x")).unwrap();
 }
+
+#[test]
+fn a_second_names_reply_replaces_the_member_list() {
+    let mut sim = scripted(ClientConfig::new("me"));
+    sim.data(
+        ConnId(1),
+        b":s 001 me :Welcome\r\n:me!u@h JOIN #x\r\n:s 353 me = #x :me @a\r\n\
+:s 353 me = #x :b c\r\n:s 366 me #x :End\r\n",
+    );
+    assert_eq!(sim.machine.channel("#x").unwrap().members.len(), 4);
+    // b and c left without our seeing it (e.g. a netsplit); NAMES again.
+    sim.data(
+        ConnId(1),
+        b":s 353 me = #x :me\r\n:s 353 me = #x :@a\r\n:s 366 me #x :End\r\n",
+    );
+    let mut m: Vec<String> = sim
+        .machine
+        .channel("#x")
+        .unwrap()
+        .members
+        .values()
+        .map(|(n, p)| format!("{p}{n}"))
+        .collect();
+    m.sort();
+    assert_eq!(m, ["@a", "me"]);
+}
+
+#[test]
+fn cap_new_del_and_sasl_mechanisms() {
+    let mut cfg = ClientConfig::new("bob");
+    cfg.sasl = Some(("bob".into(), "pw".into()));
+    let mut sim = scripted(cfg);
+    said(&mut sim);
+    // The server offers SASL, but not PLAIN: not requested.
+    sim.data(ConnId(1), b":s CAP * LS :sasl=EXTERNAL message-tags\r\n");
+    assert_eq!(said(&mut sim), ["CAP REQ message-tags"]);
+    sim.data(
+        ConnId(1),
+        b":s CAP bob ACK message-tags\r\n:s 001 bob :Welcome\r\n",
+    );
+    assert_eq!(said(&mut sim), ["CAP END"]);
+    assert_eq!(sim.machine.caps(), ["message-tags"]);
+    // cap-notify: server-time appears (we want it), a stranger too.
+    sim.data(ConnId(1), b":s CAP bob NEW :server-time draft/foo\r\n");
+    assert_eq!(said(&mut sim), ["CAP REQ server-time"]);
+    sim.data(ConnId(1), b":s CAP bob ACK server-time\r\n");
+    assert!(said(&mut sim).is_empty(), "no second CAP END");
+    assert_eq!(sim.machine.caps(), ["message-tags", "server-time"]);
+    sim.data(ConnId(1), b":s CAP bob DEL :message-tags\r\n");
+    assert_eq!(sim.machine.caps(), ["server-time"]);
+}

@@ -379,3 +379,178 @@ fn chunking_does_not_matter() {
     assert_eq!(whole.sent, bytewise.sent);
     assert!(whole.sent_text(ConnId(1)).contains("PART #c :bye"));
 }
+
+#[test]
+fn ping_and_pong_are_not_charged_to_the_flood_bucket() {
+    let mut n = Net::new(ServerConfig::default());
+    let a = n.connect(1, "alice");
+    let b = n.connect(2, "bob");
+    n.take(a);
+    // 100 PINGs and PONGs (a lag meter, answers to the server), then a
+    // full burst of real lines: nothing is throttled.
+    let mut s = String::new();
+    for i in 0..50 {
+        s.push_str(&format!("PING :lag{i}\r\nPONG :twill.irc\r\n"));
+    }
+    s.push_str("@+x=y :alice ping :tagged\r\n");
+    // The burst is 20 lines; NICK and USER took two.
+    for i in 0..18 {
+        s.push_str(&format!("PRIVMSG bob :{i}\r\n"));
+    }
+    n.sim.data(a, s.as_bytes());
+    let pongs = n.take(a);
+    assert_eq!(pongs.len(), 51, "every PING answered at once");
+    assert_eq!(cmds(&pongs).last().unwrap(), "PONG twill.irc tagged");
+    assert_eq!(n.take(b).len(), 18, "the burst is untouched");
+    assert_eq!(n.sim.held(a), 0);
+    assert!(!n
+        .sim
+        .events
+        .iter()
+        .any(|e| matches!(e, ServerEvent::Throttled { .. })));
+}
+
+#[test]
+fn a_throttled_client_answering_pings_is_never_timed_out() {
+    let cfg = ServerConfig {
+        ping_interval: Duration::from_secs(10),
+        ping_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    let mut n = Net::new(cfg);
+    let a = n.connect(1, "alice");
+    let b = n.connect(2, "bob");
+    // 500 lines take 100 s of throttled reading, ten ping intervals; a
+    // PONG and a PING wait in the middle of them.
+    let mut s = String::new();
+    for i in 0..500 {
+        if i == 250 {
+            s.push_str("PONG :twill.irc\r\nPING :mid\r\n");
+        }
+        s.push_str(&format!("PRIVMSG bob :{i}\r\n"));
+    }
+    n.sim.data(a, s.as_bytes());
+    n.take(a);
+    for _ in 0..100 {
+        n.sim.advance(Duration::from_secs(1));
+        n.sim.ack(a);
+        n.sim.ack(b);
+        b_answers_pings(&mut n, b);
+    }
+    assert!(
+        !n.sim.closes.iter().any(|(c, _)| *c == a),
+        "{}",
+        n.sim.sent_text(a)
+    );
+    assert_eq!(
+        cmds(&n.take(b))
+            .iter()
+            .filter(|l| l.starts_with("PRIVMSG"))
+            .count(),
+        500
+    );
+    assert!(cmds(&n.take(a)).contains(&"PONG twill.irc mid".to_string()));
+    // Once idle, the usual liveness check applies again.
+    assert_eq!(n.sim.held(a), 0);
+    n.sim.advance(Duration::from_secs(16));
+    assert!(n.sim.closes.contains(&(a, Close::Graceful)));
+}
+
+/// Bob answers the server's PINGs so only alice is under test.
+fn b_answers_pings(n: &mut Net, b: ConnId) {
+    if n.sim.sent_text(b).matches("PING ").count() > n.read.get(&ConnId(99)).copied().unwrap_or(0) {
+        n.read
+            .insert(ConnId(99), n.sim.sent_text(b).matches("PING ").count());
+        n.say(b, "PONG :twill.irc");
+    }
+}
+
+#[test]
+fn names_without_a_channel_lists_everyone_visible() {
+    let mut n = Net::new(ServerConfig::default());
+    let a = n.connect(1, "alice");
+    let b = n.connect(2, "bob");
+    let c = n.connect(3, "carol");
+    let d = n.connect(4, "dave");
+    n.say(a, "JOIN #one\nJOIN #two");
+    n.say(b, "JOIN #two");
+    n.say(d, "MODE dave +i");
+    n.say(c, "MODE carol +i\nJOIN #one");
+    n.take(a);
+    n.take(b);
+    n.say(b, "NAMES");
+    let got = cmds(&n.take(b));
+    assert_eq!(
+        got,
+        [
+            "353 bob = #one @alice",
+            "353 bob = #two @alice bob",
+            "366 bob * End of /NAMES list."
+        ],
+        "carol (+i) is hidden from outsiders, dave (+i, no channel) too"
+    );
+    n.say(a, "NAMES");
+    let got = cmds(&n.take(a));
+    assert_eq!(got[0], "353 alice = #one @alice carol", "{got:?}");
+    n.say(d, "MODE dave -i\nNAMES");
+    let got = cmds(&n.take(d));
+    assert!(got.contains(&"353 dave * * dave".to_string()), "{got:?}");
+    assert_eq!(got.last().unwrap(), "366 dave * End of /NAMES list.");
+    n.say(b, "NAMES #one\nWHO #one");
+    let got = cmds(&n.take(b));
+    assert_eq!(got[0], "353 bob = #one @alice");
+    assert_eq!(
+        got.iter().filter(|l| l.starts_with("352")).count(),
+        1,
+        "WHO hides +i members from outsiders too: {got:?}"
+    );
+}
+
+#[test]
+fn tagmsg_goes_to_message_tags_clients_only() {
+    let mut n = Net::new(ServerConfig::default());
+    let a = ConnId(1);
+    n.sim.accept(a);
+    n.say(
+        a,
+        "CAP REQ :message-tags echo-message\nNICK alice\nUSER a 0 * :A\nCAP END",
+    );
+    let t = ConnId(2);
+    n.sim.accept(t);
+    n.say(t, "CAP REQ message-tags\nNICK tom\nUSER t 0 * :T\nCAP END");
+    let b = n.connect(3, "bob");
+    for x in [a, t, b] {
+        n.say(x, "JOIN #t");
+    }
+    n.take(a);
+    n.take(t);
+    n.take(b);
+    n.say(a, "@+typing=active TAGMSG #t");
+    let got = n.take(t);
+    assert_eq!(cmds(&got), ["TAGMSG #t"]);
+    assert_eq!(got[0].tag("+typing").as_deref(), Some(&b"active"[..]));
+    assert!(n.take(b).is_empty(), "bob has no message-tags");
+    assert_eq!(cmds(&n.take(a)), ["TAGMSG #t"], "echo-message");
+    n.say(a, "@+typing=paused TAGMSG tom\nTAGMSG #nowhere");
+    assert_eq!(cmds(&n.take(t)), ["TAGMSG tom"]);
+    let got = n.take(a);
+    assert_eq!(got.last().unwrap().numeric(), Some(401));
+}
+
+#[test]
+fn a_zero_flood_interval_turns_throttling_off() {
+    let cfg = ServerConfig {
+        flood_interval: Duration::ZERO,
+        ..Default::default()
+    };
+    let mut n = Net::new(cfg);
+    let a = n.connect(1, "alice");
+    let b = n.connect(2, "bob");
+    let mut flood = String::new();
+    for i in 0..1000 {
+        flood.push_str(&format!("PRIVMSG bob :{i}\r\n"));
+    }
+    n.sim.data(a, flood.as_bytes());
+    assert_eq!(n.take(b).len(), 1000, "all at once");
+    assert_eq!(n.sim.held(a), 0);
+}

@@ -193,6 +193,7 @@ impl Server {
             "PART" => self.part(conn, msg),
             "PRIVMSG" => self.message(conn, msg, false),
             "NOTICE" => self.message(conn, msg, true),
+            "TAGMSG" => self.tagmsg(conn, msg),
             "TOPIC" => self.topic(conn, msg),
             "NAMES" => self.names_cmd(conn, msg),
             "LIST" => self.list(conn, msg),
@@ -684,22 +685,42 @@ impl Server {
         );
     }
 
-    /// 353 lines (as many as needed) and 366 for one channel.
+    /// 353 lines (as many as needed) and 366 for one channel. Someone
+    /// outside the channel does not see its `+i` members (RFC 2812
+    /// §3.2.5).
     fn names(&mut self, conn: ConnId, folded: &[u8], display: &[u8]) {
-        let mut list: Vec<Vec<u8>> = Vec::new();
-        if let Some(ch) = self.channels.get(folded) {
-            for (id, m) in &ch.members {
-                if let Some(c) = self.clients.get(id) {
-                    let mut s = m.prefix().to_vec();
-                    s.extend_from_slice(&c.nick);
-                    list.push(s);
+        let list = self.visible_members(conn, folded);
+        self.name_lines(conn, display, list);
+        self.numeric(conn, RPL_ENDOFNAMES, &[display], b"End of /NAMES list.");
+    }
+
+    /// The prefixed nicks of a channel's members that `conn` may see.
+    fn visible_members(&self, conn: ConnId, folded: &[u8]) -> Vec<Vec<u8>> {
+        let Some(ch) = self.channels.get(folded) else {
+            return Vec::new();
+        };
+        let inside = ch.members.contains_key(&conn);
+        ch.members
+            .iter()
+            .filter_map(|(id, m)| {
+                let c = self.clients.get(id)?;
+                if c.invisible && !inside {
+                    return None;
                 }
-            }
-        }
+                let mut s = m.prefix().to_vec();
+                s.extend_from_slice(&c.nick);
+                Some(s)
+            })
+            .collect()
+    }
+
+    /// `353 me = <display> :a b c`, in as many lines as the names need.
+    fn name_lines(&mut self, conn: ConnId, display: &[u8], list: Vec<Vec<u8>>) {
+        let kind: &[u8] = if display == b"*" { b"*" } else { b"=" };
         let mut line = Vec::new();
         for n in list {
             if !line.is_empty() && line.len() + n.len() + 1 > 400 {
-                self.numeric(conn, RPL_NAMREPLY, &[b"=", display], &line);
+                self.numeric(conn, RPL_NAMREPLY, &[kind, display], &line);
                 line.clear();
             }
             if !line.is_empty() {
@@ -708,15 +729,13 @@ impl Server {
             line.extend_from_slice(&n);
         }
         if !line.is_empty() {
-            self.numeric(conn, RPL_NAMREPLY, &[b"=", display], &line);
+            self.numeric(conn, RPL_NAMREPLY, &[kind, display], &line);
         }
-        self.numeric(conn, RPL_ENDOFNAMES, &[display], b"End of /NAMES list.");
     }
 
     fn names_cmd(&mut self, conn: ConnId, msg: &Message) {
-        let Some(list) = msg.param(0) else {
-            self.numeric(conn, RPL_ENDOFNAMES, &[b"*"], b"End of /NAMES list.");
-            return;
+        let Some(list) = msg.param(0).filter(|l| !l.is_empty()) else {
+            return self.names_all(conn);
         };
         for name in list.split(|b| *b == b',').take(self.cfg.max_targets) {
             if name.is_empty() || name.contains(&b' ') || name[0] == b':' {
@@ -730,6 +749,32 @@ impl Server {
                 .unwrap_or_else(|| Bytes::copy_from_slice(name));
             self.names(conn, &folded, &display);
         }
+    }
+
+    /// `NAMES` alone (RFC 2812 §3.2.5): every channel with the members
+    /// `conn` may see, then the visible users on no channel as channel
+    /// `*`, and one `366 *` at the end. (Every channel is visible: there
+    /// are no `+s`/`+p` channels.) The send-queue bound caps the reply.
+    fn names_all(&mut self, conn: ConnId) {
+        let keys: Vec<(Vec<u8>, Bytes)> = self
+            .channels
+            .iter()
+            .map(|(k, ch)| (k.clone(), ch.name.clone()))
+            .collect();
+        for (folded, display) in keys {
+            let list = self.visible_members(conn, &folded);
+            if !list.is_empty() {
+                self.name_lines(conn, &display, list);
+            }
+        }
+        let lonely: Vec<Vec<u8>> = self
+            .clients
+            .values()
+            .filter(|c| c.registered && !c.gone && !c.invisible && c.channels.is_empty())
+            .map(|c| c.nick.to_vec())
+            .collect();
+        self.name_lines(conn, b"*", lonely);
+        self.numeric(conn, RPL_ENDOFNAMES, &[b"*"], b"End of /NAMES list.");
     }
 
     /// Removes `conn` from a channel, telling its members.
@@ -889,6 +934,69 @@ impl Server {
         }
     }
 
+    /// `TAGMSG target` (IRCv3 message-tags): only client tags, no text,
+    /// relayed to the `message-tags` clients among the recipients (and
+    /// echoed with `echo-message`); the same permission checks as PRIVMSG.
+    fn tagmsg(&mut self, conn: ConnId, msg: &Message) {
+        let Some(target) = msg
+            .param(0)
+            .and_then(|t| t.split(|b| *b == b',').next())
+            .filter(|t| !t.is_empty() && !t.contains(&b' ') && t[0] != b':')
+        else {
+            self.numeric(conn, ERR_NORECIPIENT, &[], b"No recipient given (TAGMSG)");
+            return;
+        };
+        let Some(c) = self.clients.get(&conn) else {
+            return;
+        };
+        let source = c.source.clone();
+        let echo = c.caps.has(Caps::ECHO);
+        let cm = self.cfg.casemapping;
+        let folded = cm.fold(target);
+        let recipients: Vec<ConnId> = if target[0] == b'#' {
+            let Some(ch) = self.channels.get(&folded) else {
+                self.numeric(conn, ERR_NOSUCHNICK, &[target], b"No such nick/channel");
+                return;
+            };
+            if !ch.can_speak(conn, &source, cm) {
+                self.numeric(
+                    conn,
+                    ERR_CANNOTSENDTOCHAN,
+                    &[target],
+                    b"Cannot send to channel",
+                );
+                return;
+            }
+            ch.members.keys().copied().filter(|m| *m != conn).collect()
+        } else {
+            let Some(&to) = self.nicks.get(&folded) else {
+                self.numeric(conn, ERR_NOSUCHNICK, &[target], b"No such nick/channel");
+                return;
+            };
+            vec![to]
+        };
+        let params: [&[u8]; 1] = [target];
+        let mut r = Relay::new(&source, "TAGMSG", &params);
+        r.client_tags = msg
+            .tags()
+            .filter(|t| t.is_client_only())
+            .map(|t| (t.key, t.raw_value))
+            .collect();
+        let tagged = |s: &Server, id: &ConnId| {
+            s.clients
+                .get(id)
+                .is_some_and(|c| c.caps.has(Caps::MESSAGE_TAGS))
+        };
+        for to in recipients {
+            if tagged(self, &to) {
+                self.relay_to(to, &mut r);
+            }
+        }
+        if echo && tagged(self, &conn) {
+            self.relay_to(conn, &mut r);
+        }
+    }
+
     fn topic(&mut self, conn: ConnId, msg: &Message) {
         let Some(name) = msg.param(0) else {
             self.need_more(conn, "TOPIC");
@@ -1005,8 +1113,14 @@ impl Server {
         if mask.first() == Some(&b'#') {
             if let Some(ch) = self.channels.get(&folded) {
                 let display = ch.name.clone();
-                let members: Vec<(ConnId, Member)> =
-                    ch.members.iter().map(|(k, v)| (*k, *v)).collect();
+                // Outsiders do not see `+i` members (as in NAMES).
+                let inside = ch.members.contains_key(&conn);
+                let members: Vec<(ConnId, Member)> = ch
+                    .members
+                    .iter()
+                    .filter(|(k, _)| inside || self.clients.get(k).is_some_and(|c| !c.invisible))
+                    .map(|(k, v)| (*k, *v))
+                    .collect();
                 for (id, m) in members {
                     self.who_line(conn, &display, id, Some(m));
                 }

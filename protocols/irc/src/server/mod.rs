@@ -23,6 +23,8 @@
 //! [`ServerConfig::flood_burst`] lines, then one line per
 //! [`ServerConfig::flood_interval`]. A client over it is not read from
 //! (short take; TCP pushes back on it) until it has earned a line again.
+//! `PING` and `PONG` are not charged, and every line read (even one held
+//! back) counts as a sign of life, so a busy client is never timed out.
 //!
 //! Commands: CAP (LS 302/LIST/REQ/END with `message-tags`, `server-time`,
 //! `echo-message`), PASS, NICK, USER, PING, PONG, QUIT, JOIN, PART,
@@ -211,6 +213,9 @@ pub(crate) struct Client {
     /// Flood bucket: the theoretical time the next line is due (GCRA).
     pub flood_at: Instant,
     pub paused: bool,
+    /// The line that found the bucket empty, run first when it refills
+    /// (reading stays paused while it waits).
+    pub held: Option<Bytes>,
     pub throttled_once: bool,
     pub connected_at: Instant,
     pub signon: i64,
@@ -390,6 +395,7 @@ impl Server {
             gone: false,
             flood_at: now,
             paused: false,
+            held: None,
             throttled_once: false,
             connected_at: now,
             signon: self.now.wall.secs(),
@@ -588,37 +594,13 @@ impl Server {
     fn data(&mut self, conn: ConnId, bytes: &[u8]) -> usize {
         let mut pos = 0;
         loop {
-            let now = self.now.mono;
             let Some(c) = self.clients.get_mut(&conn) else {
                 return bytes.len();
             };
             if c.closing {
                 return bytes.len();
             }
-            if pos >= bytes.len() {
-                return pos;
-            }
-            if c.paused {
-                return pos;
-            }
-            if !Self::flood_allows(&self.cfg, c.flood_at, now) {
-                c.paused = true;
-                let first = !c.throttled_once;
-                c.throttled_once = true;
-                let allowance = self.cfg.flood_interval * self.cfg.flood_burst.max(1);
-                // The bucket has room for one more line once `flood_at`
-                // is within the allowance minus one interval of now.
-                let resume = Instant::from_nanos(
-                    c.flood_at.as_nanos().saturating_sub(
-                        u64::try_from((allowance - self.cfg.flood_interval).as_nanos())
-                            .unwrap_or(u64::MAX),
-                    ),
-                )
-                .max(now);
-                if first {
-                    self.out.event(ServerEvent::Throttled { conn });
-                }
-                self.arm(conn, resume);
+            if c.paused || pos >= bytes.len() {
                 return pos;
             }
             match c.reader.next_line(bytes, &mut pos) {
@@ -626,11 +608,8 @@ impl Server {
                     if line.as_bytes().is_empty() {
                         continue;
                     }
-                    c.flood_at = c.flood_at.max(now) + self.cfg.flood_interval;
-                    c.last_active = now;
-                    c.ping_sent = false;
                     let line = line.into_bytes();
-                    self.line(conn, line);
+                    self.take_line(conn, line);
                     self.reap();
                 }
                 Ok(None) => return bytes.len(),
@@ -646,6 +625,47 @@ impl Server {
                 }
             }
         }
+    }
+
+    /// Runs one complete line through the flood bucket. `PING` and `PONG`
+    /// are free: a client answering the server's `PING` (or measuring its
+    /// lag) while it talks a lot must never be throttled for it, nor
+    /// timed out because its `PONG` waited behind its own chatter. Any
+    /// other line is charged; one that finds the bucket empty is held and
+    /// reading pauses until it is due.
+    fn take_line(&mut self, conn: ConnId, line: Bytes) {
+        let now = self.now.mono;
+        let Some(c) = self.clients.get_mut(&conn) else {
+            return;
+        };
+        // Any line proves the client alive, even one held back.
+        c.last_active = now;
+        c.ping_sent = false;
+        if !is_ping_or_pong(&line) {
+            if !Self::flood_allows(&self.cfg, c.flood_at, now) {
+                c.held = Some(line);
+                c.paused = true;
+                let first = !c.throttled_once;
+                c.throttled_once = true;
+                let resume = Self::flood_due(&self.cfg, c.flood_at).max(now);
+                if first {
+                    self.out.event(ServerEvent::Throttled { conn });
+                }
+                self.arm(conn, resume);
+                return;
+            }
+            c.flood_at = c.flood_at.max(now) + self.cfg.flood_interval;
+        }
+        self.line(conn, line);
+    }
+
+    /// When a bucket due at `flood_at` has room for one more line: once
+    /// `flood_at` is within the allowance minus one interval of now.
+    fn flood_due(cfg: &ServerConfig, flood_at: Instant) -> Instant {
+        let allowance = cfg.flood_interval * cfg.flood_burst.max(1);
+        Instant::from_nanos(flood_at.as_nanos().saturating_sub(
+            u64::try_from((allowance - cfg.flood_interval).as_nanos()).unwrap_or(u64::MAX),
+        ))
     }
 
     fn line(&mut self, conn: ConnId, line: Bytes) {
@@ -697,9 +717,27 @@ impl Server {
         if c.paused {
             if Self::flood_allows(&self.cfg, c.flood_at, now) {
                 c.paused = false;
-                self.out.push(Output::Resume { conn });
+                if let Some(line) = c.held.take() {
+                    c.flood_at = c.flood_at.max(now) + self.cfg.flood_interval;
+                    self.line(conn, line);
+                    self.reap();
+                }
+                let Some(c) = self.clients.get_mut(&conn) else {
+                    return;
+                };
+                if c.closing {
+                    return;
+                }
+                // The held line may have filled the bucket again: wait
+                // for the next slot before reading on.
+                if Self::flood_allows(&self.cfg, c.flood_at, now) {
+                    self.out.push(Output::Resume { conn });
+                } else {
+                    c.paused = true;
+                    next = Some(Self::flood_due(&self.cfg, c.flood_at).max(now));
+                }
             } else {
-                next = Some(now + self.cfg.flood_interval);
+                next = Some(Self::flood_due(&self.cfg, c.flood_at).max(now));
             }
         }
         let Some(c) = self.clients.get_mut(&conn) else {
@@ -741,6 +779,24 @@ impl Server {
     }
 }
 
+/// Whether a raw line's command is `PING` or `PONG` (after any tags and
+/// source), which the flood bucket does not charge.
+fn is_ping_or_pong(line: &[u8]) -> bool {
+    let mut rest = line;
+    for lead in [b'@', b':'] {
+        if rest.first() == Some(&lead) {
+            let end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+            rest = rest.get(end..).unwrap_or_default();
+            while rest.first() == Some(&b' ') {
+                rest = rest.get(1..).unwrap_or_default();
+            }
+        }
+    }
+    let end = memchr::memchr(b' ', rest).unwrap_or(rest.len());
+    let cmd = rest.get(..end).unwrap_or_default();
+    cmd.eq_ignore_ascii_case(b"PING") || cmd.eq_ignore_ascii_case(b"PONG")
+}
+
 impl Machine for Server {
     type Event = ServerEvent;
     type Error = Error;
@@ -757,6 +813,11 @@ impl Machine for Server {
             }
             Input::Data { conn, bytes } => return Ok(self.data(conn, bytes)),
             Input::Eof { conn, .. } => {
+                // A line held by the flood bucket was accepted: run it.
+                if let Some(line) = self.clients.get_mut(&conn).and_then(|c| c.held.take()) {
+                    self.line(conn, line);
+                    self.reap();
+                }
                 self.kill(conn, b"Connection closed", Close::Graceful);
                 self.reap();
             }
