@@ -568,7 +568,10 @@ impl Server {
         let need = HEAD_FIXED
             + reason.len()
             + cfg_server.map_or(0, |s| s.len() + 10)
-            + headers.iter().map(|(n, v)| n.len() + v.len() + 4).sum::<usize>()
+            + headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 4)
+                .sum::<usize>()
             + inline.map_or(0, <[u8]>::len);
         let buf = &mut self.out.buf;
         if buf.capacity() - buf.len() < need {
