@@ -22,6 +22,8 @@ fn serve(driver: Driver, cfg: ServerConfig) -> Running<Server> {
         serve: args(driver, &["tcp:0:interface=127.0.0.1"]),
         name: cfg.name.clone(),
         motd: None,
+        flood_burst: cfg.flood_burst,
+        flood_interval_ms: cfg.flood_interval.as_millis() as u64,
     };
     start(a, cfg).expect("bind")
 }
@@ -482,6 +484,8 @@ fn twill_irc_client_over_tls_with_ca() {
         serve: args(Driver::Mio, &[&ssl, "tcp:0:interface=127.0.0.1"]),
         name: "irc.test".into(),
         motd: None,
+        flood_burst: 20,
+        flood_interval_ms: 200,
     };
     let running = start(a, ServerConfig::default()).expect("bind");
     let ports: Vec<u16> = running
@@ -555,4 +559,24 @@ fn twill_irc_client_over_tls_with_ca() {
         .expect("twill irc-client");
     assert!(!bad.status.success(), "an untrusted server must fail");
     running.stop();
+}
+
+#[test]
+fn flood_flags_reach_the_server_config() {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct P {
+        #[command(flatten)]
+        irc: IrcArgs,
+    }
+    let p = P::try_parse_from(["irc", "--flood-burst", "50", "--flood-interval-ms", "0"]).unwrap();
+    let cfg = twill::irc::server::config(&p.irc).unwrap();
+    assert_eq!(cfg.flood_burst, 50);
+    assert_eq!(cfg.flood_interval, twill_core::Duration::ZERO);
+    let p = P::try_parse_from(["irc"]).unwrap();
+    let cfg = twill::irc::server::config(&p.irc).unwrap();
+    assert_eq!(
+        (cfg.flood_burst, cfg.flood_interval),
+        (20, twill_core::Duration::from_millis(200))
+    );
 }

@@ -1,4 +1,5 @@
-//! `twill irc --listen ENDPOINT [--name NAME] [--motd FILE]`.
+//! `twill irc --listen ENDPOINT [--name NAME] [--motd FILE]
+//! [--flood-burst LINES] [--flood-interval-ms MS]`.
 
 use std::path::PathBuf;
 
@@ -24,6 +25,14 @@ pub struct IrcArgs {
     /// A file whose lines are the message of the day.
     #[arg(long, value_name = "FILE")]
     pub motd: Option<PathBuf>,
+    /// Flood protection: lines a client may send at once before
+    /// throttling starts (PING and PONG are never counted).
+    #[arg(long, value_name = "LINES", default_value_t = 20)]
+    pub flood_burst: u32,
+    /// Flood protection: after the burst, one line per this many
+    /// milliseconds; 0 turns throttling off (benchmarks, trusted bots).
+    #[arg(long, value_name = "MS", default_value_t = 200)]
+    pub flood_interval_ms: u64,
 }
 
 /// Logs what the hub reports.
@@ -58,6 +67,8 @@ pub fn config(args: &IrcArgs) -> Result<ServerConfig, String> {
     Ok(ServerConfig {
         name: args.name.clone(),
         motd,
+        flood_burst: args.flood_burst.max(1),
+        flood_interval: twill_core::Duration::from_millis(args.flood_interval_ms),
         ..ServerConfig::default()
     })
 }

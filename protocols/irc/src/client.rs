@@ -8,6 +8,7 @@
 //! | `433`/`432`/`436` before welcome | the next fallback nick (`nick_`, `nick__`, … then digits) |
 //! | `001` | [`ClientEvent::Registered`]; queued commands may flow |
 //! | `PING` | `PONG` at once (never rate-limited) |
+//! | CTCP VERSION/PING/CLIENTINFO to us | a NOTICE reply, through the rate limit |
 //! | JOIN/PART/KICK/QUIT/NICK/MODE/353/366 | channel and member tracking |
 //! | every message | [`ClientEvent::Message`] after tracking |
 //! | silence | `PING` after [`ClientConfig::ping_interval`]; `Close::Abort` and [`ClientEvent::PingTimeout`] after [`ClientConfig::ping_timeout`] more |
@@ -59,6 +60,9 @@ pub struct ClientConfig {
     pub max_pending: usize,
     /// How many fallback nicks to try before giving up.
     pub max_nick_tries: usize,
+    /// The answer to CTCP VERSION; `None` ignores VERSION requests.
+    /// CTCP PING is always echoed and CLIENTINFO lists what we answer.
+    pub ctcp_version: Option<String>,
 }
 
 impl ClientConfig {
@@ -80,6 +84,7 @@ impl ClientConfig {
             interval: Duration::from_millis(500),
             max_pending: 10_000,
             max_nick_tries: 10,
+            ctcp_version: Some(concat!("twill-irc ", env!("CARGO_PKG_VERSION")).into()),
         }
     }
 }
@@ -655,6 +660,7 @@ impl Client {
                 }
             }
             (None, "MODE") => self.track_modes(&m),
+            (None, "PRIVMSG") => self.ctcp_reply(&m),
             (None, "ERROR") => {
                 if let Some(conn) = self.conn {
                     self.closing = true;
@@ -664,6 +670,44 @@ impl Client {
             _ => {}
         }
         self.out.event(ClientEvent::Message(m));
+    }
+
+    /// Answers CTCP VERSION, PING and CLIENTINFO sent to us in a PRIVMSG
+    /// with a NOTICE (never to a channel message, never to a NOTICE, as
+    /// the CTCP spec asks). Replies go through the rate limit and are
+    /// dropped while other lines wait for it, so a CTCP flood cannot make
+    /// us flood.
+    fn ctcp_reply(&mut self, m: &Message) {
+        let (Some(target), Some(text), Some(from)) = (m.param(0), m.param(1), m.source_nick())
+        else {
+            return;
+        };
+        if !self.is_me(target) || self.reg != Reg::Done || !self.pending.is_empty() {
+            return;
+        }
+        let Some(c) = ctcp::parse(text) else { return };
+        let mut body = Vec::new();
+        if c.is("VERSION") {
+            let Some(v) = self.cfg.ctcp_version.clone() else {
+                return;
+            };
+            ctcp::encode(b"VERSION", v.as_bytes(), &mut body);
+        } else if c.is("PING") {
+            ctcp::encode(b"PING", c.params, &mut body);
+        } else if c.is("CLIENTINFO") {
+            let what: &[u8] = if self.cfg.ctcp_version.is_some() {
+                b"ACTION CLIENTINFO PING VERSION"
+            } else {
+                b"ACTION CLIENTINFO PING"
+            };
+            ctcp::encode(b"CLIENTINFO", what, &mut body);
+        } else {
+            return;
+        }
+        let from = from.to_vec();
+        // A reply that cannot be encoded (NUL in the peer's PING token) is
+        // dropped: the peer sent garbage.
+        let _ = self.command("NOTICE", &[&from, &body], true);
     }
 
     fn gone_from(&mut self, chan: &[u8], who: &[u8]) {

@@ -223,3 +223,40 @@ fn cap_new_del_and_sasl_mechanisms() {
     sim.data(ConnId(1), b":s CAP bob DEL :message-tags\r\n");
     assert_eq!(sim.machine.caps(), ["server-time"]);
 }
+
+#[test]
+fn answers_ctcp_version_ping_and_clientinfo() {
+    let mut sim = scripted(ClientConfig::new("me"));
+    sim.data(ConnId(1), b":s 001 me :Welcome\r\n");
+    said(&mut sim);
+    sim.data(
+        ConnId(1),
+        b":al!u@h PRIVMSG me :\x01VERSION\x01\r\n:al!u@h PRIVMSG me :\x01PING 1234\x01\r\n\
+:al!u@h PRIVMSG me :\x01CLIENTINFO\x01\r\n:al!u@h PRIVMSG #chan :\x01VERSION\x01\r\n\
+:al!u@h NOTICE me :\x01VERSION x\x01\r\n:al!u@h PRIVMSG me :\x01FINGER\x01\r\n",
+    );
+    let got = said(&mut sim);
+    assert_eq!(
+        got,
+        [
+            concat!(
+                "NOTICE al :\x01VERSION twill-irc ",
+                env!("CARGO_PKG_VERSION"),
+                "\x01"
+            ),
+            "NOTICE al :\x01PING 1234\x01",
+            "NOTICE al :\x01CLIENTINFO ACTION CLIENTINFO PING VERSION\x01",
+        ],
+        "channel CTCPs, NOTICEs and unknown requests get no answer"
+    );
+    // A flood of requests: the answers are rate-limited, and those that
+    // find lines already waiting are dropped.
+    let mut flood = Vec::new();
+    for i in 0..100 {
+        flood.extend_from_slice(format!(":al!u@h PRIVMSG me :\x01PING {i}\x01\r\n").as_bytes());
+    }
+    sim.data(ConnId(1), &flood);
+    let answered = said(&mut sim).len();
+    assert!(answered <= 5, "{answered} answers at once");
+    assert!(sim.machine.pending() <= 1);
+}

@@ -554,3 +554,68 @@ fn a_zero_flood_interval_turns_throttling_off() {
     assert_eq!(n.take(b).len(), 1000, "all at once");
     assert_eq!(n.sim.held(a), 0);
 }
+
+#[test]
+fn resume_only_when_the_driver_kept_bytes() {
+    use twill_core::{Addr, Input, ListenerId, Machine, Now, Output};
+    let mut m = Server::default();
+    let mut now = Now::default();
+    let c = ConnId(1);
+    let drain = |m: &mut Server| {
+        let mut resumes = 0;
+        loop {
+            match m.poll_output() {
+                Output::Wait { .. } => return resumes,
+                Output::Resume { .. } => resumes += 1,
+                _ => {}
+            }
+        }
+    };
+    let input = |m: &mut Server, now: Now, i: Input<'_>| m.handle_input(now, i).unwrap();
+    input(
+        &mut m,
+        now,
+        Input::Accepted {
+            conn: c,
+            listener: ListenerId(0),
+            local: Addr::Unknown,
+            peer: Addr::Unknown,
+        },
+    );
+    // The burst plus one line, all complete: the last is held inside the
+    // machine, so everything offered is taken.
+    let mut s = String::from("NICK a\r\nUSER a 0 * :A\r\n");
+    for i in 0..19 {
+        s.push_str(&format!("PRIVMSG a :{i}\r\n"));
+    }
+    assert_eq!(
+        input(
+            &mut m,
+            now,
+            Input::Data {
+                conn: c,
+                bytes: s.as_bytes()
+            }
+        ),
+        s.len()
+    );
+    drain(&mut m);
+    now = now.after(Duration::from_secs(1));
+    m.handle_timeout(now);
+    assert_eq!(drain(&mut m), 0, "nothing was left with the driver");
+    // Now over the limit with bytes to spare: a short take, then Resume.
+    let more = "PRIVMSG a :x\r\n".repeat(30);
+    let taken = input(
+        &mut m,
+        now,
+        Input::Data {
+            conn: c,
+            bytes: more.as_bytes(),
+        },
+    );
+    assert!(taken < more.len());
+    drain(&mut m);
+    now = now.after(Duration::from_secs(1));
+    m.handle_timeout(now);
+    assert_eq!(drain(&mut m), 1);
+}

@@ -216,6 +216,10 @@ pub(crate) struct Client {
     /// The line that found the bucket empty, run first when it refills
     /// (reading stays paused while it waits).
     pub held: Option<Bytes>,
+    /// A short take left bytes with the driver while paused: they are
+    /// asked for again with `Resume` (only then: a driver that kept
+    /// nothing must not be told to re-offer).
+    pub starved: bool,
     pub throttled_once: bool,
     pub connected_at: Instant,
     pub signon: i64,
@@ -396,6 +400,7 @@ impl Server {
             flood_at: now,
             paused: false,
             held: None,
+            starved: false,
             throttled_once: false,
             connected_at: now,
             signon: self.now.wall.secs(),
@@ -600,7 +605,13 @@ impl Server {
             if c.closing {
                 return bytes.len();
             }
-            if c.paused || pos >= bytes.len() {
+            if c.paused {
+                if pos < bytes.len() {
+                    c.starved = true;
+                }
+                return pos;
+            }
+            if pos >= bytes.len() {
                 return pos;
             }
             match c.reader.next_line(bytes, &mut pos) {
@@ -731,7 +742,9 @@ impl Server {
                 // The held line may have filled the bucket again: wait
                 // for the next slot before reading on.
                 if Self::flood_allows(&self.cfg, c.flood_at, now) {
-                    self.out.push(Output::Resume { conn });
+                    if core::mem::take(&mut c.starved) {
+                        self.out.push(Output::Resume { conn });
+                    }
                 } else {
                     c.paused = true;
                     next = Some(Self::flood_due(&self.cfg, c.flood_at).max(now));
