@@ -16,10 +16,19 @@
 //! waits for that, up to [`Config::close_timeout`].
 //!
 //! ## Reading
-//! Frame headers are parsed from the input slice in place (a header cut
-//! by a chunk boundary is kept in a 14-byte buffer); payload bytes are
-//! copied once into the message buffer and unmasked there, text is
-//! validated as it arrives, compressed payload is inflated as it arrives.
+//! `handle_input` copies the bytes into the input buffer; `poll_output`
+//! parses them, one message at a time, so each message goes out as it is
+//! parsed (a 64 KiB read of small messages does not pass through the
+//! output queue all at once). Two paths give the same events:
+//! - *whole frames*: a run of unfragmented, uncompressed data frames that
+//!   lie complete in the buffer is unmasked in place and frozen as one
+//!   block; each message is a slice of it (no copy, one reference count);
+//! - *incremental*: everything else. Frame headers are parsed in place (a
+//!   header cut by a chunk boundary is kept in a 14-byte buffer); payload
+//!   bytes are copied once into the message buffer and unmasked there,
+//!   text is validated as it arrives, compressed payload is inflated as it
+//!   arrives.
+//!
 //! Without [`Config::streaming`] a message is delivered whole
 //! ([`WsEvent::Message`]); with it, each piece as it arrives
 //! ([`WsEvent::Chunk`]), so a large message is never buffered.
