@@ -38,9 +38,13 @@ struct PyServer {
 
 impl PyServer {
     fn start(args: &[&str]) -> PyServer {
+        Self::start_script("websocket_server.py", args)
+    }
+
+    fn start_script(script: &str, args: &[&str]) -> PyServer {
         use std::io::BufRead;
         let mut cmd = std::process::Command::new(common::python());
-        cmd.arg(common::py_script("websocket_server.py")).args(args);
+        cmd.arg(common::py_script(script)).args(args);
         let mut child = cmd
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -700,4 +704,49 @@ fn autobahn_like_suite_against_twill() {
 fn autobahn_like_suite_against_python_websockets() {
     let server = PyServer::start(&["--echo"]);
     autobahn::run(server.port, "/", false);
+}
+
+/// permessage-deflate with small windows and no context takeover, both
+/// directions, against Python's `websockets` (tests/py/websocket_windows.py):
+/// its client against `twill web --websocket-echo` (twill compresses its
+/// echoes within windows of 9–15 bits; 8 is agreed to and answered
+/// uncompressed), and its server, which limits both windows to 9 bits and
+/// turns context takeover off, against `twill ws`.
+#[test]
+fn deflate_small_windows_with_python_websockets() {
+    let dir = std::env::temp_dir().join(format!("twill-ws-win-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let running = start_web_echo(
+        args(DRIVERS[DRIVERS.len() - 1], &["tcp:0:interface=127.0.0.1"]),
+        &dir,
+        "/ws",
+    )
+    .expect("start twill web --websocket-echo");
+    let port = running.local_addrs()[0].socket_addr().expect("tcp").port();
+    let out = run_python(
+        "websocket_windows.py",
+        &["client", &port.to_string(), "/ws"],
+    );
+    assert_eq!(out.trim(), "ok");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let server = PyServer::start_script("websocket_windows.py", &["server"]);
+    let url = format!("ws://127.0.0.1:{}/", server.port);
+    let long: String = (0..40).map(|_| LONG).collect::<Vec<_>>().join(" ");
+    let input = format!("{LONG}\n{long}\n{LONG}\n");
+    let (code, out, err) = twill_ws(&[&url], &input, 3);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [LONG, long.as_str(), LONG],
+        "{err}"
+    );
+    let said = server.finish();
+    assert!(
+        said.contains("compressed 3 of 3")
+            && said.contains("server_max_window_bits=9")
+            && said.contains("client_max_window_bits=9")
+            && said.contains("client_no_context_takeover"),
+        "{said}"
+    );
 }

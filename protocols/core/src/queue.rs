@@ -7,6 +7,22 @@ use crate::id::ConnId;
 use crate::io::{Close, Output, Payload};
 use crate::time::Instant;
 
+/// The smallest allocation [`reserve_block`] makes.
+pub const BLOCK: usize = 8 * 1024;
+
+/// Makes room in `buf` for `n` more bytes, at least [`BLOCK`] at a time.
+///
+/// A `BytesMut` whose spare capacity ran out after a `split` (while the
+/// split-off `Bytes` are still alive) reallocates only what the next write
+/// needs, and the next `split` allocates a shared header again: two
+/// allocations per small message. Reserving a block at a time makes it one
+/// per block. The price: a retained `Bytes` keeps its whole block alive.
+pub fn reserve_block(buf: &mut BytesMut, n: usize) {
+    if buf.capacity() - buf.len() < n {
+        buf.reserve(n.max(BLOCK));
+    }
+}
+
 /// Outputs waiting for `poll_output`, plus the one reusable encode buffer.
 ///
 /// Machines encode replies into [`buf`](Self::buf) and call
@@ -42,6 +58,12 @@ impl<E> OutQueue<E> {
     /// Queues an event for the application.
     pub fn event(&mut self, e: E) {
         self.items.push_back(Output::Event(e));
+    }
+
+    /// Makes room in [`buf`](Self::buf) for `n` more bytes, a block at a
+    /// time (see [`reserve_block`]). Call it before encoding a message.
+    pub fn reserve(&mut self, n: usize) {
+        reserve_block(&mut self.buf, n);
     }
 
     /// Queues bytes for `conn`.

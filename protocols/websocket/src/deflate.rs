@@ -3,12 +3,18 @@
 //! flush whose trailing `00 00 ff ff` is stripped on send and put back on
 //! receive.
 //!
-//! The compressor is flate2's default (pure-Rust miniz_oxide) backend,
-//! which always uses a 32 KiB window. When the peer asks us to compress
-//! with a smaller window (`server_max_window_bits` from a client,
-//! `client_max_window_bits` from a server) we agree and simply send every
-//! message uncompressed, which §6 allows per message. Inflating works for
-//! every window size, so the peer may compress however it likes.
+//! The codec is flate2 on its zlib-rs backend (pure Rust), which takes a
+//! window size: each side compresses with the window negotiated for it
+//! (`server_max_window_bits` / `client_max_window_bits`, 9–15) and inflates
+//! with the window negotiated for the peer.
+//!
+//! Window bits 8: zlib (and zlib-rs after it) cannot produce raw DEFLATE
+//! with a 256-byte window (`deflateInit2` refuses `windowBits = -8`; RFC
+//! 7692 predates the limitation). We never ask for 8. When a peer limits
+//! *us* to 8 (a client offering `server_max_window_bits=8`, a server
+//! answering `client_max_window_bits=8`) we agree and send every message
+//! uncompressed, which §6 allows per message; the peer's compressed
+//! messages are still inflated. Inflating works for every window size.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -27,6 +33,15 @@ pub struct DeflateConfig {
     pub server_no_context_takeover: bool,
     /// Ask the client to reset its compressor after every message.
     pub client_no_context_takeover: bool,
+    /// The server's window, 9–15 (clamped). A client offers it as
+    /// `server_max_window_bits` when below 15; a server never compresses
+    /// with a larger one and announces it when below 15.
+    pub server_max_window_bits: u8,
+    /// The client's window, 9–15 (clamped). A client compresses with at
+    /// most this and offers it as `client_max_window_bits=N` when below 15
+    /// (bare `client_max_window_bits` otherwise); a server asks a client
+    /// that offered the parameter for at most this.
+    pub client_max_window_bits: u8,
     /// Messages shorter than this go out uncompressed.
     pub min_size: usize,
     /// Compression level 0–9.
@@ -38,9 +53,21 @@ impl Default for DeflateConfig {
         DeflateConfig {
             server_no_context_takeover: false,
             client_no_context_takeover: false,
+            server_max_window_bits: 15,
+            client_max_window_bits: 15,
             min_size: 32,
             level: 6,
         }
+    }
+}
+
+impl DeflateConfig {
+    /// The configured windows, clamped to what can be compressed with.
+    fn bits(&self) -> (u8, u8) {
+        (
+            self.server_max_window_bits.clamp(9, 15),
+            self.client_max_window_bits.clamp(9, 15),
+        )
     }
 }
 
@@ -153,20 +180,43 @@ fn read_params(e: &Extension) -> Option<(bool, bool, Option<u8>, Option<Option<u
 
 /// Server side (§7.1): accepts the first valid permessage-deflate offer.
 pub fn negotiate_server(offers: &[Extension], cfg: &DeflateConfig) -> Option<DeflateParams> {
+    negotiate_server_response(offers, cfg).map(|(p, _)| p)
+}
+
+/// As [`negotiate_server`], with the `Sec-WebSocket-Extensions` value to
+/// answer: it states `server_max_window_bits` whenever the offer had it,
+/// even at 15 (§7.1.2.1: a client that asked expects the answer).
+pub fn negotiate_server_response(
+    offers: &[Extension],
+    cfg: &DeflateConfig,
+) -> Option<(DeflateParams, String)> {
+    let (our_bits, client_bits) = cfg.bits();
     offers.iter().filter(|e| e.name == NAME).find_map(|e| {
         let (snct, cnct, smwb, cmwb) = read_params(e)?;
-        Some(DeflateParams {
+        let p = DeflateParams {
             server_no_context_takeover: snct || cfg.server_no_context_takeover,
             client_no_context_takeover: cnct || cfg.client_no_context_takeover,
-            server_max_window_bits: smwb.unwrap_or(15),
-            // The client may only be limited if it said it can be.
-            client_max_window_bits: cmwb.flatten().unwrap_or(15),
-        })
+            // §7.1.2.1: the same or a smaller value than offered, or ours
+            // unasked (8 offered: see the module doc).
+            server_max_window_bits: smwb.unwrap_or(15).min(our_bits),
+            // §7.1.2.2: the client may only be limited if it said it can
+            // be.
+            client_max_window_bits: match cmwb {
+                Some(v) => v.unwrap_or(15).min(client_bits),
+                None => 15,
+            },
+        };
+        let mut header = p.to_header();
+        if smwb.is_some() && p.server_max_window_bits == 15 {
+            header.push_str("; server_max_window_bits=15");
+        }
+        Some((p, header))
     })
 }
 
 /// What a client offers.
 pub fn client_offer(cfg: &DeflateConfig) -> String {
+    let (server_bits, our_bits) = cfg.bits();
     let mut s = String::from(NAME);
     if cfg.server_no_context_takeover {
         s.push_str("; server_no_context_takeover");
@@ -174,7 +224,14 @@ pub fn client_offer(cfg: &DeflateConfig) -> String {
     if cfg.client_no_context_takeover {
         s.push_str("; client_no_context_takeover");
     }
-    s.push_str("; client_max_window_bits");
+    if server_bits < 15 {
+        s.push_str(&alloc::format!("; server_max_window_bits={server_bits}"));
+    }
+    if our_bits < 15 {
+        s.push_str(&alloc::format!("; client_max_window_bits={our_bits}"));
+    } else {
+        s.push_str("; client_max_window_bits");
+    }
     s
 }
 
@@ -183,20 +240,27 @@ pub fn accept_client(resp: &Extension, cfg: &DeflateConfig) -> Option<DeflatePar
     if resp.name != NAME {
         return None;
     }
+    let (server_bits, our_bits) = cfg.bits();
     let (snct, cnct, smwb, cmwb) = read_params(resp)?;
     if cfg.server_no_context_takeover && !snct {
         return None;
     }
+    // Asked for a window: the answer must state one no larger (§7.1.2.1).
+    let server_max_window_bits = match smwb {
+        Some(b) if b <= server_bits => b,
+        None if server_bits == 15 => 15,
+        _ => return None,
+    };
     Some(DeflateParams {
         server_no_context_takeover: snct,
         client_no_context_takeover: cnct || cfg.client_no_context_takeover,
-        server_max_window_bits: smwb.unwrap_or(15),
+        server_max_window_bits,
         // "client_max_window_bits" without a value is not valid in a
-        // response (§7.1.2.2).
+        // response (§7.1.2.2); a value above what we offered neither.
         client_max_window_bits: match cmwb {
-            Some(Some(b)) => b,
-            Some(None) => return None,
-            None => 15,
+            Some(Some(b)) if b <= our_bits => b,
+            Some(_) => return None,
+            None => our_bits,
         },
     })
 }
@@ -238,13 +302,22 @@ impl Deflate {
                 params.server_no_context_takeover,
             )
         };
+        let their_bits = if server {
+            params.client_max_window_bits
+        } else {
+            params.server_max_window_bits
+        };
+        let level = Compression::new(cfg.level.min(9));
         Deflate {
-            // See the module doc: a smaller window than 15 means "never
-            // compress".
-            compress: (our_bits == 15)
-                .then(|| Compress::new(Compression::new(cfg.level.min(9)), false)),
+            // 8 bits cannot be produced (see the module doc): never
+            // compress then.
+            compress: (9..=15)
+                .contains(&our_bits)
+                .then(|| Compress::new_with_window_bits(level, false, our_bits)),
             reset_compress: our_nct,
-            decompress: Decompress::new(false),
+            // A window at least as large as the peer's; zlib's smallest
+            // raw window is 9 bits, which holds an 8-bit one.
+            decompress: Decompress::new_with_window_bits(false, their_bits.clamp(9, 15)),
             reset_decompress: their_nct,
             min_size: cfg.min_size,
         }
@@ -412,6 +485,101 @@ mod tests {
             }
             b.finish_message(&mut out, usize::MAX).unwrap();
             assert_eq!(&out[..], &msg[..]);
+        }
+    }
+
+    #[test]
+    fn window_bits_negotiation() {
+        // A client asking for a small server window gets it (or smaller).
+        let cfg = DeflateConfig::default();
+        let p =
+            negotiate_server(&ext("permessage-deflate; server_max_window_bits=9"), &cfg).unwrap();
+        assert_eq!(p.server_max_window_bits, 9);
+        // A server configured for a small window announces it unasked,
+        // and limits a client that offered client_max_window_bits.
+        let small = DeflateConfig {
+            server_max_window_bits: 10,
+            client_max_window_bits: 11,
+            ..cfg
+        };
+        let p =
+            negotiate_server(&ext("permessage-deflate; client_max_window_bits"), &small).unwrap();
+        assert_eq!(
+            p.to_header(),
+            "permessage-deflate; server_max_window_bits=10; client_max_window_bits=11"
+        );
+        // ... but not one that did not offer it (§7.1.2.2).
+        let p = negotiate_server(&ext("permessage-deflate"), &small).unwrap();
+        assert_eq!(p.client_max_window_bits, 15);
+        // Asked for, the server's window is answered even at 15.
+        let (_, h) =
+            negotiate_server_response(&ext("permessage-deflate; server_max_window_bits=15"), &cfg)
+                .unwrap();
+        assert_eq!(h, "permessage-deflate; server_max_window_bits=15");
+        // 8 is agreed to (and then never compressed with).
+        let p =
+            negotiate_server(&ext("permessage-deflate; server_max_window_bits=8"), &cfg).unwrap();
+        assert_eq!(p.server_max_window_bits, 8);
+        assert!(!Deflate::new(&p, true, &cfg).wants(1000));
+        assert!(Deflate::new(&p, false, &cfg).wants(1000));
+        // Client: the offer, and answers that break it.
+        assert_eq!(
+            client_offer(&small),
+            "permessage-deflate; server_max_window_bits=10; client_max_window_bits=11"
+        );
+        let ok = ext("permessage-deflate; server_max_window_bits=9; client_max_window_bits=11");
+        let a = accept_client(&ok[0], &small).unwrap();
+        assert_eq!(
+            (a.server_max_window_bits, a.client_max_window_bits),
+            (9, 11)
+        );
+        for bad in [
+            "permessage-deflate",
+            "permessage-deflate; server_max_window_bits=12",
+            "permessage-deflate; server_max_window_bits=10; client_max_window_bits=12",
+        ] {
+            assert_eq!(accept_client(&ext(bad)[0], &small), None, "{bad}");
+        }
+        // No value answered: the client uses what it offered.
+        let a = accept_client(
+            &ext("permessage-deflate; server_max_window_bits=10")[0],
+            &small,
+        )
+        .unwrap();
+        assert_eq!(a.client_max_window_bits, 11);
+    }
+
+    #[test]
+    fn every_window_size_round_trips_within_its_window() {
+        // Repeats at distances of 300 B to 20 KiB: a compressor that used
+        // more window than negotiated would make the inflater (made with
+        // the negotiated window) fail with "distance too far back".
+        let block: Vec<u8> = (0..300u32).map(|i| (i * 7 % 251) as u8).collect();
+        let big: Vec<u8> = (0..20_000u32).map(|i| (i * 13 % 241) as u8).collect();
+        let msg: Vec<u8> = [&block[..], &block, &big, &big, &block].concat();
+        for bits in 9..=15u8 {
+            for nct in [false, true] {
+                let p = DeflateParams {
+                    server_no_context_takeover: nct,
+                    client_no_context_takeover: nct,
+                    server_max_window_bits: bits,
+                    client_max_window_bits: bits,
+                };
+                let cfg = DeflateConfig::default();
+                for server in [true, false] {
+                    let mut tx = Deflate::new(&p, server, &cfg);
+                    let mut rx = Deflate::new(&p, !server, &cfg);
+                    for _ in 0..3 {
+                        let mut wire = BytesMut::new();
+                        tx.compress(&msg, &mut wire).unwrap();
+                        assert!(wire.len() < msg.len(), "bits {bits}: compressed");
+                        let mut out = BytesMut::new();
+                        rx.inflate(&wire, &mut out, usize::MAX).unwrap();
+                        rx.finish_message(&mut out, usize::MAX).unwrap();
+                        assert_eq!(&out[..], &msg[..], "bits {bits} nct {nct}");
+                    }
+                }
+            }
         }
     }
 

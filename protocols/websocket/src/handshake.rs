@@ -168,10 +168,12 @@ impl ServerHandshake {
         if let Some(p) = &protocol {
             headers.push(("Sec-WebSocket-Protocol".into(), p.clone()));
         }
-        let deflate = deflate.and_then(|cfg| deflate::negotiate_server(&self.extensions, cfg));
-        if let Some(d) = &deflate {
-            headers.push(("Sec-WebSocket-Extensions".into(), d.to_header()));
-        }
+        let negotiated =
+            deflate.and_then(|cfg| deflate::negotiate_server_response(&self.extensions, cfg));
+        let deflate = negotiated.map(|(d, header)| {
+            headers.push(("Sec-WebSocket-Extensions".into(), header));
+            d
+        });
         Accepted {
             headers,
             deflate,

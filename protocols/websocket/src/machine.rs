@@ -16,10 +16,19 @@
 //! waits for that, up to [`Config::close_timeout`].
 //!
 //! ## Reading
-//! Frame headers are parsed from the input slice in place (a header cut
-//! by a chunk boundary is kept in a 14-byte buffer); payload bytes are
-//! copied once into the message buffer and unmasked there, text is
-//! validated as it arrives, compressed payload is inflated as it arrives.
+//! `handle_input` copies the bytes into the input buffer; `poll_output`
+//! parses them, one message at a time, so each message goes out as it is
+//! parsed (a 64 KiB read of small messages does not pass through the
+//! output queue all at once). Two paths give the same events:
+//! - *whole frames*: a run of unfragmented, uncompressed data frames that
+//!   lie complete in the buffer is unmasked in place and frozen as one
+//!   block; each message is a slice of it (no copy, one reference count);
+//! - *incremental*: everything else. Frame headers are parsed in place (a
+//!   header cut by a chunk boundary is kept in a 14-byte buffer); payload
+//!   bytes are copied once into the message buffer and unmasked there,
+//!   text is validated as it arrives, compressed payload is inflated as it
+//!   arrives.
+//!
 //! Without [`Config::streaming`] a message is delivered whole
 //! ([`WsEvent::Message`]); with it, each piece as it arrives
 //! ([`WsEvent::Chunk`]), so a large message is never buffered.
@@ -29,8 +38,10 @@
 //! unflushed, the machine takes no input (a short take); `Resume` and
 //! [`WsEvent::Writable`] follow when it drains to the low-water mark.
 
+use alloc::collections::VecDeque;
 use alloc::string::String;
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
+use twill_core::queue::reserve_block;
 use twill_core::rng::Rng;
 use twill_core::{
     Close, ConnId, Duration, Input, Instant, Machine, Now, OutQueue, Output, OutputBudget,
@@ -210,6 +221,11 @@ pub struct WebSocket {
     hdr_len: usize,
     frame: Option<Frame>,
     msg: Option<Msg>,
+    /// Input taken but not parsed yet (parsing happens in `poll_output`).
+    rx: BytesMut,
+    /// Whole messages found by the fast path: (kind, start, end) in `block`.
+    whole: VecDeque<(Kind, usize, usize)>,
+    block: Bytes,
     data: BytesMut,
     ctrl: BytesMut,
     scratch: BytesMut,
@@ -259,6 +275,9 @@ impl WebSocket {
             hdr_len: 0,
             frame: None,
             msg: None,
+            rx: BytesMut::new(),
+            whole: VecDeque::new(),
+            block: Bytes::new(),
             data: BytesMut::new(),
             ctrl: BytesMut::new(),
             scratch: BytesMut::new(),
@@ -433,15 +452,18 @@ impl WebSocket {
             mask,
             len: payload.len() as u64,
         };
+        let inline = !matches!((mask, shared), (None, Some(b)) if b.len() >= 4096);
+        self.out
+            .reserve(MAX_HEADER + if inline { payload.len() } else { 0 });
         write_header(&mut self.out.buf, &h);
         let mut n = 0;
-        match (mask, shared) {
-            (None, Some(b)) if b.len() >= 4096 => {
+        match shared.filter(|_| !inline) {
+            Some(b) => {
                 n += self.out.transmit_buf(self.conn);
                 self.out.transmit(self.conn, b.clone());
                 n += b.len();
             }
-            _ => {
+            None => {
                 let start = self.out.buf.len();
                 self.out.buf.extend_from_slice(payload);
                 if let Some(k) = mask {
@@ -509,10 +531,68 @@ impl WebSocket {
         matches!(self.state, State::Open | State::CloseSent { .. })
     }
 
-    /// Parses `bytes` (all of them are taken).
-    fn read(&mut self, bytes: &[u8]) {
+    /// Parses the unread input: whole messages by the fast path, one at a
+    /// time, straight to the caller; anything else incrementally, until a
+    /// frame ends with output queued. `None` when nothing was parsed out.
+    fn parse_some(&mut self) -> Option<WsEvent> {
+        if let Some(e) = self.next_whole() {
+            return Some(e);
+        }
+        if !self.reading() {
+            self.rx.clear();
+        }
+        if self.rx.is_empty() {
+            return None;
+        }
+        self.scan_whole();
+        if let Some(e) = self.next_whole() {
+            return Some(e);
+        }
+        let rx = core::mem::take(&mut self.rx);
+        let n = self.read(&rx, true);
+        self.rx = rx;
+        self.rx.advance(n.min(self.rx.len()));
+        None
+    }
+
+    /// The next message found by [`scan_whole`](Self::scan_whole).
+    #[inline(always)]
+    fn next_whole(&mut self) -> Option<WsEvent> {
+        let (kind, start, end) = self.whole.pop_front()?;
+        let data = self
+            .block
+            .get(start..end)
+            .map(|_| self.block.slice(start..end))?;
+        Some(if self.cfg.streaming {
+            WsEvent::Chunk {
+                kind,
+                data,
+                first: true,
+                last: true,
+            }
+        } else {
+            WsEvent::Message { kind, data }
+        })
+    }
+
+    /// Parses all the unread input, queueing what it gives (before an
+    /// input or timeout that must come after it).
+    fn parse_all(&mut self) {
+        while !(self.rx.is_empty() && self.whole.is_empty()) {
+            if let Some(e) = self.parse_some() {
+                self.out.event(e);
+            }
+        }
+    }
+
+    /// Parses `bytes` incrementally; returns how many it took: all of them,
+    /// or (with `stop`) fewer when a frame ended with output queued.
+    fn read(&mut self, bytes: &[u8], stop: bool) -> usize {
         let mut i = 0;
         while i < bytes.len() && self.reading() {
+            if stop && i > 0 && self.frame.is_none() && self.hdr_len == 0 && !self.out.is_empty() {
+                break;
+            }
             let rest = bytes.get(i..).unwrap_or_default();
             let Some(f) = self.frame else {
                 // A header, maybe continuing one cut by the last chunk.
@@ -557,6 +637,65 @@ impl WebSocket {
             }
         }
         self.flush_chunk(false);
+        if self.reading() {
+            i
+        } else {
+            bytes.len()
+        }
+    }
+
+    /// The fast path: unfragmented, uncompressed data frames that lie
+    /// whole at the front of the unread input, between messages, become
+    /// messages without the incremental state. Their payloads are unmasked
+    /// in place, the run of them is frozen as one block, and each message
+    /// is a slice of it: per message a header parse, the unmask and one
+    /// reference count. The first frame that does not qualify (cut, a
+    /// control frame, a fragment, a violation, invalid UTF-8) ends the run
+    /// and is left to the incremental path, which gives the same result.
+    fn scan_whole(&mut self) {
+        if self.frame.is_some() || self.msg.is_some() || self.hdr_len != 0 {
+            return;
+        }
+        let mut pos = 0;
+        while self.whole.len() < MAX_WHOLE {
+            let rest = self.rx.get_mut(pos..).unwrap_or_default();
+            // FIN, no RSV bits, text or binary.
+            let kind = match rest.first() {
+                Some(0x81) if !self.cfg.streaming => Kind::Text,
+                Some(0x82) => Kind::Binary,
+                _ => break,
+            };
+            let Ok(Some((h, n))) = parse_header(rest) else {
+                break;
+            };
+            if h.mask.is_some() != (self.role == Role::Server)
+                || h.len > self.cfg.max_frame.min(self.cfg.max_message) as u64
+            {
+                break;
+            }
+            let Some(end) = usize::try_from(h.len).ok().and_then(|l| n.checked_add(l)) else {
+                break;
+            };
+            let Some(payload) = rest.get_mut(n..end) else {
+                break;
+            };
+            if let Some(k) = h.mask {
+                apply_mask(payload, k, 0);
+            }
+            if kind == Kind::Text && core::str::from_utf8(payload).is_err() {
+                // Masked again, for the incremental path to find the
+                // first bad byte.
+                if let Some(k) = h.mask {
+                    apply_mask(payload, k, 0);
+                }
+                break;
+            }
+            self.whole.push_back((kind, pos + n, pos + end));
+            pos += end;
+        }
+        if pos > 0 {
+            self.block = self.rx.split_to(pos).freeze();
+        }
     }
 
     fn begin_frame(&mut self, h: FrameHeader) -> Result<(), ProtocolError> {
@@ -606,6 +745,15 @@ impl WebSocket {
                 self.msg = Some(m);
             }
             OpCode::Close | OpCode::Ping | OpCode::Pong => self.ctrl.clear(),
+        }
+        if !h.opcode.is_control() && h.rsv & RSV1 == 0 {
+            // Room for the frame's payload up front (not all of a huge
+            // one: a header is only a promise), so it arrives without
+            // reallocations.
+            reserve_block(
+                &mut self.data,
+                usize::try_from(h.len).unwrap_or(usize::MAX).min(256 << 10),
+            );
         }
         self.frame = Some(Frame {
             header: h,
@@ -661,6 +809,7 @@ impl WebSocket {
                 d.inflate(z, &mut self.data, cap)?;
             }
         } else {
+            reserve_block(&mut self.data, chunk.len());
             self.data.extend_from_slice(chunk);
             if let Some(k) = key {
                 apply_mask(&mut self.data[start..], k, offset);
@@ -801,6 +950,9 @@ impl WebSocket {
     }
 }
 
+/// Most messages the fast path finds in one run (bounds its list).
+const MAX_WHOLE: usize = 256;
+
 impl Machine for WebSocket {
     type Event = WsEvent;
     type Error = Error;
@@ -809,6 +961,9 @@ impl Machine for WebSocket {
         self.now = now;
         if input.conn() != self.conn {
             return Ok(0);
+        }
+        if !matches!(input, Input::Data { .. }) {
+            self.parse_all();
         }
         match input {
             Input::Data { bytes, .. } => {
@@ -822,7 +977,11 @@ impl Machine for WebSocket {
                 }
                 self.last_rx = Some(now.mono);
                 self.ping_deadline = None;
-                self.read(bytes);
+                // Parsed in poll_output, so each message goes out as it is
+                // parsed rather than all of them through the queue.
+                self.parse_all();
+                reserve_block(&mut self.rx, bytes.len());
+                self.rx.extend_from_slice(bytes);
                 Ok(bytes.len())
             }
             Input::Sent { bytes, .. } => {
@@ -858,6 +1017,7 @@ impl Machine for WebSocket {
     }
 
     fn handle_timeout(&mut self, now: Now) {
+        self.parse_all();
         self.now = now;
         match self.state {
             State::CloseSent { deadline } | State::AwaitEof { deadline }
@@ -892,6 +1052,16 @@ impl Machine for WebSocket {
     }
 
     fn poll_output(&mut self) -> Output<WsEvent> {
+        if self.out.is_empty() {
+            if let Some(e) = self.next_whole() {
+                return Output::Event(e);
+            }
+        }
+        while self.out.is_empty() && !(self.rx.is_empty() && self.whole.is_empty()) {
+            if let Some(e) = self.parse_some() {
+                return Output::Event(e);
+            }
+        }
         let d = self.deadline();
         self.out.pop_or_wait(d)
     }

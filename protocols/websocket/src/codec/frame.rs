@@ -169,17 +169,37 @@ pub fn write_header(buf: &mut BytesMut, h: &FrameHeader) {
 /// XORs `data` with `key`, as if `data` started `offset` bytes into the
 /// payload (so a payload unmasked in pieces gives the same bytes). Works
 /// eight bytes at a time.
+#[inline]
 pub fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) {
-    let mut k = key;
-    k.rotate_left(offset % 4);
-    let word = u64::from_ne_bytes([k[0], k[1], k[2], k[3], k[0], k[1], k[2], k[3]]);
+    // The key as it lines up with data[0]: its bytes rotated by the
+    // offset, done on the key as a word.
+    let shift = 8 * (offset % 4) as u32;
+    let k32 = u32::from_ne_bytes(key);
+    let k32 = if cfg!(target_endian = "little") {
+        k32.rotate_right(shift)
+    } else {
+        k32.rotate_left(shift)
+    };
+    let k = k32.to_ne_bytes();
+    let word = u64::from(k32) | (u64::from(k32) << 32);
     let mut chunks = data.chunks_exact_mut(8);
     for c in &mut chunks {
         let mut w = [0u8; 8];
         w.copy_from_slice(c);
         c.copy_from_slice(&(u64::from_ne_bytes(w) ^ word).to_ne_bytes());
     }
-    for (b, m) in chunks.into_remainder().iter_mut().zip(k.iter().cycle()) {
+    // Fewer than 8 left, starting at a multiple of 8: the key's phase is
+    // still `k`.
+    let rest = chunks.into_remainder();
+    let (four, tail) = if rest.len() >= 4 {
+        rest.split_at_mut(4)
+    } else {
+        rest.split_at_mut(0)
+    };
+    if let Ok(w) = <&mut [u8; 4]>::try_from(four) {
+        *w = (u32::from_ne_bytes(*w) ^ k32).to_ne_bytes();
+    }
+    for (b, m) in tail.iter_mut().zip(k) {
         *b ^= m;
     }
 }
