@@ -4,8 +4,8 @@
 # command for each; server pinned to CPU 0, wrk to CPU 1. Prints requests/s
 # and the ratio to nginx.
 #
-# Usage: benches/web_static.sh [SECONDS]   (needs wrk and nginx from Debian;
-# installs twisted into benches/.venv)
+# Usage: [TWILL_BIN=…] benches/web_static.sh [SECONDS]   (needs wrk and nginx
+# from Debian; installs twisted into benches/.venv)
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-10}
@@ -13,8 +13,11 @@ for c in wrk nginx; do
     command -v $c >/dev/null || { echo "$c is not installed (apt-get install wrk nginx-light)" >&2; exit 2; }
 done
 [ -x .venv/bin/twist ] || { python3 -m venv .venv && .venv/bin/pip install -q twisted; }
-(cd .. && cargo build --release -q --bin twill)
-twill=../target/release/twill
+# TWILL_BIN=path reuses a release build (it takes long on a busy machine).
+if [ -z "${TWILL_BIN:-}" ]; then
+    (cd .. && cargo build --release -q --bin twill)
+fi
+twill=${TWILL_BIN:-../target/release/twill}
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"; kill $(jobs -p) 2>/dev/null || true' EXIT
