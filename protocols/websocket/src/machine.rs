@@ -41,7 +41,7 @@
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use bytes::{Buf, Bytes, BytesMut};
-use twill_core::queue::reserve_block;
+use twill_core::queue::{reserve_block, BLOCK};
 use twill_core::rng::Rng;
 use twill_core::{
     Close, ConnId, Duration, Input, Instant, Machine, Now, OutQueue, Output, OutputBudget,
@@ -563,6 +563,10 @@ impl WebSocket {
             .block
             .get(start..end)
             .map(|_| self.block.slice(start..end))?;
+        if self.whole.is_empty() {
+            // An idle connection keeps no block alive.
+            self.block = Bytes::new();
+        }
         Some(if self.cfg.streaming {
             WsEvent::Chunk {
                 kind,
@@ -1061,6 +1065,10 @@ impl Machine for WebSocket {
             if let Some(e) = self.parse_some() {
                 return Output::Event(e);
             }
+        }
+        if self.out.is_empty() && self.rx.is_empty() && self.rx.capacity() > BLOCK {
+            // Drained: an idle connection keeps no large read buffer.
+            self.rx = BytesMut::new();
         }
         let d = self.deadline();
         self.out.pop_or_wait(d)
