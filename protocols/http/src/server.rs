@@ -64,10 +64,6 @@ const IDLE_BUF: usize = 4096;
 /// `Date: ` + an IMF-fixdate (29 bytes) + CRLF.
 const DATE_LINE: usize = 37;
 
-/// Response heads are encoded into blocks of at least this size, shared
-/// by the heads of a pipelined batch.
-const OUT_BLOCK: usize = 2048;
-
 /// A response head without its reason phrase, `Server` and application
 /// fields: status line, `Date`, the framing and `Connection` fields.
 const HEAD_FIXED: usize = 16 + 37 + 40 + 26 + 2;
@@ -562,8 +558,9 @@ impl Server {
             c.close_after = true;
         }
         // The head, in the shared encode buffer: reserving a block for
-        // several heads at once keeps a pipelined batch of responses to
-        // one allocation instead of a few reallocations per head.
+        // several heads at once (`OutQueue::reserve`) keeps a pipelined
+        // batch of responses to one allocation instead of a few
+        // reallocations per head.
         let reason = head::reason_phrase(status);
         let need = HEAD_FIXED
             + reason.len()
@@ -573,10 +570,8 @@ impl Server {
                 .map(|(n, v)| n.len() + v.len() + 4)
                 .sum::<usize>()
             + inline.map_or(0, <[u8]>::len);
+        self.out.reserve(need);
         let buf = &mut self.out.buf;
-        if buf.capacity() - buf.len() < need {
-            buf.reserve(need.max(OUT_BLOCK));
-        }
         head::write_status_line(buf, Version::Http11, status, reason);
         if let Some(d) = date {
             buf.put_slice(&d);
