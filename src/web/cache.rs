@@ -10,7 +10,8 @@
 //! come from the metadata read then. This is nginx's `open_file_cache`
 //! with a short validity: a file replaced, changed or removed is seen at
 //! most [`TTL`] late (a file that shrinks meanwhile ends its response
-//! early with a closed connection, as it would without the cache).
+//! early with a closed connection, as it would without the cache). Small
+//! files' contents are kept too ([`Opened::data`]), within [`MAX_BYTES`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,10 +26,21 @@ pub const TTL: Duration = Duration::from_secs(1);
 /// Most entries; a full cache is emptied and refills with what is asked.
 pub const MAX_ENTRIES: usize = 4096;
 
+/// Most bytes of small files' contents held ([`Opened::data`]); past it
+/// the cache is emptied as when full.
+pub const MAX_BYTES: usize = 32 * 1024 * 1024;
+
 /// The cache, shared by every machine of one `twill web` (cheap to clone).
 #[derive(Clone, Debug, Default)]
 pub struct OpenFiles {
-    inner: Arc<Mutex<HashMap<String, Entry>>>,
+    inner: Arc<Mutex<Map>>,
+}
+
+#[derive(Debug, Default)]
+struct Map {
+    entries: HashMap<String, Entry>,
+    /// Content bytes the entries hold.
+    bytes: usize,
 }
 
 #[derive(Debug)]
@@ -53,7 +65,7 @@ impl OpenFiles {
     /// after it: a clock set back makes every entry stale).
     pub fn get(&self, path: &str, now: UnixTime) -> Option<Arc<Opened>> {
         let map = self.inner.lock().ok()?;
-        let e = map.get(path)?;
+        let e = map.entries.get(path)?;
         let age = nanos(now) - e.resolved;
         (0..TTL.as_nanos() as i128)
             .contains(&age)
@@ -66,17 +78,30 @@ impl OpenFiles {
         let Ok(mut map) = self.inner.lock() else {
             return;
         };
-        if map.len() >= MAX_ENTRIES && !map.contains_key(path) {
-            // Stale entries hold open files: drop them all rather than
-            // track ages (the hot ones are back after one miss each).
-            map.clear();
+        let size = file.data.as_ref().map_or(0, |d| d.len());
+        if let Some(old) = map.entries.remove(path) {
+            map.bytes -= old.file.data.as_ref().map_or(0, |d| d.len());
         }
-        map.insert(path.to_string(), Entry { resolved, file });
+        if map.entries.len() >= MAX_ENTRIES || map.bytes + size > MAX_BYTES {
+            // Stale entries hold open files and contents: drop them all
+            // rather than track ages (the hot ones are back after one miss
+            // each).
+            map.entries.clear();
+            map.bytes = 0;
+        }
+        map.bytes += size;
+        map.entries
+            .insert(path.to_string(), Entry { resolved, file });
     }
 
     /// How many entries it holds.
     pub fn len(&self) -> usize {
-        self.inner.lock().map_or(0, |m| m.len())
+        self.inner.lock().map_or(0, |m| m.entries.len())
+    }
+
+    /// Content bytes its entries hold.
+    pub fn bytes(&self) -> usize {
+        self.inner.lock().map_or(0, |m| m.bytes)
     }
 
     /// Whether it holds none.
@@ -97,13 +122,35 @@ mod tests {
     use super::*;
 
     fn opened() -> Arc<Opened> {
+        sized(0)
+    }
+
+    fn sized(n: usize) -> Arc<Opened> {
         let file = std::fs::File::open("Cargo.toml").unwrap();
         Arc::new(Opened {
             file: Arc::new(file),
-            len: 1,
+            len: n as u64,
             mtime: (0, 0),
             content_type: "text/plain",
+            data: Some(bytes::Bytes::from(vec![b'x'; n])),
         })
+    }
+
+    #[test]
+    fn contents_are_bounded() {
+        let c = OpenFiles::new();
+        let t0 = UnixTime::from_secs(0);
+        let big = MAX_BYTES / 4;
+        for i in 0..4 {
+            c.put(&format!("/{i}"), sized(big), t0);
+        }
+        assert_eq!((c.len(), c.bytes()), (4, MAX_BYTES));
+        // Replacing an entry counts its old content out.
+        c.put("/0", sized(10), t0);
+        assert_eq!((c.len(), c.bytes()), (4, MAX_BYTES - big + 10));
+        // One more over the budget starts again.
+        c.put("/4", sized(big), t0);
+        assert_eq!((c.len(), c.bytes()), (1, big));
     }
 
     #[test]

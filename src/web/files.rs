@@ -255,7 +255,14 @@ pub struct Opened {
     pub mtime: (i64, u32),
     /// The `Content-Type` its name gives.
     pub content_type: &'static str,
+    /// The whole content, read when opened, for files up to
+    /// [`SMALL_FILE`] bytes: their body goes out with the head in one
+    /// write (and one packet) instead of a `sendfile` after it.
+    pub data: Option<Bytes>,
 }
+
+/// Files up to this size are read whole when opened.
+pub const SMALL_FILE: u64 = 16 * 1024;
 
 /// Opens `p` and reads the metadata of what was opened (not of the path,
 /// which may have changed meanwhile). Blocking.
@@ -271,11 +278,23 @@ pub fn open_file(p: &Path) -> Result<Opened, Reply> {
         return Err(Reply::error(403));
     }
     let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let len = meta.len();
+    let data = if len <= SMALL_FILE {
+        // Exactly the length the metadata gave, or not at all (the file
+        // changed meanwhile: it is sent from the file, as a big one is).
+        let mut v = vec![0; len as usize];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut v, 0)
+            .ok()
+            .map(|()| Bytes::from(v))
+    } else {
+        None
+    };
     Ok(Opened {
         file: Arc::new(file),
-        len: meta.len(),
+        len,
         mtime: mtime(&meta),
         content_type: mime::for_name(name),
+        data,
     })
 }
 
@@ -337,14 +356,15 @@ pub fn answer_file(
         }
     };
     headers.insert(0, ("Content-Type", f.content_type.to_string()));
-    let body = if len == 0 {
-        Body::Empty
-    } else {
-        Body::File {
+    let range = offset as usize..(offset + len) as usize;
+    let body = match &f.data {
+        _ if len == 0 => Body::Empty,
+        Some(d) if d.get(range.clone()).is_some() => Body::Bytes(d.slice(range)),
+        _ => Body::File {
             file: f.file.clone(),
             offset,
             len,
-        }
+        },
     };
     Reply {
         status,
