@@ -21,6 +21,9 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"; kill $(jobs -p) 2>/dev/null || true' EXIT
 mkdir -p "$dir/pub" "$dir/empty"
 head -c $((1 << 30)) /dev/urandom > "$dir/pub/big.bin"
+# Written back before anything is timed: otherwise the first contender
+# (the plain copy) runs while the kernel flushes a dirty GiB.
+sync "$dir/pub/big.bin"
 chmod 755 "$dir" "$dir/pub"; chmod 644 "$dir/pub/big.bin"
 cat > "$dir/vsftpd.conf" <<CONF
 listen=YES
