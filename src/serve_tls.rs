@@ -19,30 +19,20 @@ pub struct Policy {
 /// `None` without `ssl:` endpoints; an error (one line) for unreadable or
 /// bad PEM files, or for `ssl:` endpoints with different certificates.
 pub fn policy(endpoints: &[ServerEndpoint]) -> Result<Option<Policy>, BindError> {
-    let mut listeners = Vec::new();
     let mut config = None;
-    let mut stream = 0u64;
     for ep in endpoints {
-        match ep {
-            ServerEndpoint::Tcp { tls, .. } => {
-                stream += 1;
-                if let Some(t) = tls {
-                    if config.get_or_insert(t) != &t {
-                        return Err(BindError {
-                            endpoint: ep.to_string(),
-                            message:
-                                "every ssl: endpoint of one server must use the same certificates"
-                                    .into(),
-                            kind: std::io::ErrorKind::InvalidInput,
-                        });
-                    }
-                    listeners.push(ListenerId(stream));
-                }
+        if let ServerEndpoint::Tcp { tls: Some(t), .. } = ep {
+            if config.get_or_insert(t) != &t {
+                return Err(BindError {
+                    endpoint: ep.to_string(),
+                    message: "every ssl: endpoint of one server must use the same certificates"
+                        .into(),
+                    kind: std::io::ErrorKind::InvalidInput,
+                });
             }
-            ServerEndpoint::Unix { .. } => stream += 1,
-            _ => {}
         }
     }
+    let listeners = ssl_listeners(endpoints);
     let Some(cfg) = config else {
         return Ok(None);
     };
@@ -56,6 +46,26 @@ pub fn policy(endpoints: &[ServerEndpoint]) -> Result<Option<Policy>, BindError>
         .with_server(&setup)
         .map_err(|e| bad(e.to_string()))?;
     Ok(Some(Policy { ctx, listeners }))
+}
+
+/// The ids the drivers give the `ssl:` listeners among `endpoints`
+/// (stream endpoints are numbered 1, 2, … in order).
+pub fn ssl_listeners(endpoints: &[ServerEndpoint]) -> Vec<ListenerId> {
+    let mut ids = Vec::new();
+    let mut stream = 0u64;
+    for ep in endpoints {
+        match ep {
+            ServerEndpoint::Tcp { tls, .. } => {
+                stream += 1;
+                if tls.is_some() {
+                    ids.push(ListenerId(stream));
+                }
+            }
+            ServerEndpoint::Unix { .. } => stream += 1,
+            _ => {}
+        }
+    }
+    ids
 }
 
 /// The factory, with every machine inside `Tls` and every service inside

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
-use twill_core::{ListenerId, ServerEndpoint};
+use twill_core::ServerEndpoint;
 use twill_driver::{EngineConfig, Mode, Running, ServeOptions};
 use twill_tls::{Accept, ServerSetup, Tls, TlsContext, TlsService};
 
@@ -141,21 +141,7 @@ fn start_tls(
     if endpoints.is_empty() {
         endpoints.push(FTP_DEFAULT.parse().expect("the default endpoint parses"));
     }
-    // Stream endpoints are numbered 1, 2, … in order (as serve_tls does).
-    let mut ssl = Vec::new();
-    let mut n = 0u64;
-    for ep in &endpoints {
-        match ep {
-            ServerEndpoint::Tcp { tls, .. } => {
-                n += 1;
-                if tls.is_some() {
-                    ssl.push(ListenerId(n));
-                }
-            }
-            ServerEndpoint::Unix { .. } => n += 1,
-            _ => {}
-        }
-    }
+    let ssl = crate::serve_tls::ssl_listeners(&endpoints);
     let opts = ServeOptions {
         endpoints,
         mode: Mode::Factory,

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use twill_core::{ListenerId, Machine, ServerEndpoint, Service};
+use twill_core::{Machine, ServerEndpoint, Service};
 use twill_driver::{EngineConfig, Mode, Running, ServeOptions};
 use twill_tls::{Accept, ServerSetup, Tls, TlsContext, TlsService};
 
@@ -182,21 +182,7 @@ where
         return crate::cli::start(serve_args, default, Mode::Factory, make)
             .map_err(|e| e.to_string());
     };
-    // Stream endpoints are numbered 1, 2, … in order (as serve_tls does).
-    let mut ssl = Vec::new();
-    let mut n = 0u64;
-    for ep in &endpoints {
-        match ep {
-            ServerEndpoint::Tcp { tls, .. } => {
-                n += 1;
-                if tls.is_some() {
-                    ssl.push(ListenerId(n));
-                }
-            }
-            ServerEndpoint::Unix { .. } => n += 1,
-            _ => {}
-        }
-    }
+    let ssl = crate::serve_tls::ssl_listeners(&endpoints);
     let opts = ServeOptions {
         endpoints,
         mode: Mode::Factory,
