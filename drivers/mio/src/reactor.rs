@@ -408,7 +408,8 @@ impl Reactor {
             // Errors and hang-ups surface from the next read or write.
             let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
             let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
-            srv.ready(&mut self.core, key, readable, writable);
+            let hup = ev.is_read_closed() || ev.is_error();
+            srv.ready(&mut self.core, key, readable, writable, hup);
         }
 
         for (sid, key) in again {

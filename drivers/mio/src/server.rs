@@ -36,8 +36,9 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// What a reactor needs of a server, whatever its machine type.
 pub(crate) trait Served: Any {
-    /// A readiness event for socket `key`.
-    fn ready(&mut self, core: &mut Core, key: Key, readable: bool, writable: bool);
+    /// A readiness event for socket `key`; `hup`: the peer's half-close or
+    /// an error was reported with it.
+    fn ready(&mut self, core: &mut Core, key: Key, readable: bool, writable: bool, hup: bool);
     /// Socket `key` was queued to continue (fairness, or reading resumed).
     fn resume(&mut self, core: &mut Core, key: Key);
     /// The earliest engine timer.
@@ -150,6 +151,9 @@ struct Sock {
     /// Readiness seen and not yet used up (edge-triggered events do not
     /// repeat, so a paused connection remembers it).
     readable: bool,
+    /// A hang-up or error was reported: reads go on to the end of stream
+    /// even after a short read.
+    hup: bool,
     /// The peer finished sending.
     eof: bool,
     /// Registered for WRITABLE (only while the queue is not empty).
@@ -169,6 +173,7 @@ impl Sock {
             io,
             token,
             readable: false,
+            hup: false,
             eof: false,
             write_interest: false,
             dirty: false,
@@ -711,6 +716,15 @@ where
                 }
                 Ok(n) => {
                     budget = budget.saturating_sub(n);
+                    // A read that did not fill the buffer emptied the
+                    // socket: with edge-triggered readiness, more data
+                    // brings a new event, so the read that would only say
+                    // "would block" is skipped (one syscall per request
+                    // on a keep-alive connection). A reported hang-up
+                    // still needs the read that returns the end.
+                    if n < core.buf.len() && !s.hup {
+                        s.readable = false;
+                    }
                     self.engine.data(key, &core.buf[..n], now);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -946,10 +960,11 @@ where
     M: Machine + 'static,
     S: Service<M> + 'static,
 {
-    fn ready(&mut self, core: &mut Core, key: Key, readable: bool, writable: bool) {
+    fn ready(&mut self, core: &mut Core, key: Key, readable: bool, writable: bool, hup: bool) {
         let Some(s) = self.socks.get_mut(&key) else {
             return;
         };
+        s.hup |= hup;
         match s.io {
             Io::Resolving => {}
             Io::ConnectingTcp(..) | Io::ConnectingUnix(..) => self.check_connect(core, key),

@@ -232,3 +232,54 @@ proptest! {
         prop_assert_eq!(whole, bytewise, "{:?}", String::from_utf8_lossy(&wire));
     }
 }
+
+proptest! {
+    /// The fields of an accepted head, walked from its bytes, are exactly
+    /// the fields httparse finds in them (names, trimmed values, order),
+    /// and a lookup finds the first field of that name in any case.
+    #[test]
+    fn walked_fields_are_httparses(
+        response in any::<bool>(),
+        wire in any::<bool>().prop_flat_map(messy_head),
+        upper in any::<bool>(),
+    ) {
+        let mut buf = BytesMut::from(&wire[..]);
+        let mut scan = if response { HeadScanner::response() } else { HeadScanner::request() };
+        let limits = HeadLimits::default();
+        let (raw, headers) = if response {
+            match decode_response(&mut buf, &mut scan, &limits) {
+                Ok(Some(h)) => (h.raw().clone(), h.headers().clone()),
+                _ => return Ok(()),
+            }
+        } else {
+            match decode_request(&mut buf, &mut scan, &limits) {
+                Ok(Some(h)) => (h.raw().clone(), h.headers().clone()),
+                _ => return Ok(()),
+            }
+        };
+        let mut slots = [httparse::EMPTY_HEADER; 64];
+        let theirs: Vec<(String, Vec<u8>)> = if response {
+            let mut r = httparse::Response::new(&mut slots);
+            prop_assert!(r.parse(&raw).unwrap().is_complete());
+            r.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect()
+        } else {
+            let mut r = httparse::Request::new(&mut slots);
+            prop_assert!(r.parse(&raw).unwrap().is_complete());
+            r.headers.iter().map(|h| (h.name.to_string(), h.value.to_vec())).collect()
+        };
+        let ours: Vec<(String, Vec<u8>)> =
+            headers.iter().map(|(n, v)| (n.to_string(), v.to_vec())).collect();
+        prop_assert_eq!(headers.len(), theirs.len());
+        prop_assert_eq!(&ours, &theirs);
+        for (n, _) in &theirs {
+            let asked = if upper { n.to_ascii_uppercase() } else { n.to_ascii_lowercase() };
+            let first = theirs.iter().find(|(m, _)| m.eq_ignore_ascii_case(n)).map(|(_, v)| &v[..]);
+            prop_assert_eq!(headers.get(&asked), first);
+            prop_assert_eq!(
+                headers.get_all(&asked).count(),
+                theirs.iter().filter(|(m, _)| m.eq_ignore_ascii_case(n)).count()
+            );
+        }
+        prop_assert_eq!(headers.get("X-Not-Sent-At-All"), None);
+    }
+}

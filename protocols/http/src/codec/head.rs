@@ -4,7 +4,6 @@
 //! `Bytes`; the method, target and every header field are ranges of it),
 //! and serializing heads.
 
-use alloc::vec::Vec;
 use bytes::{BufMut, Bytes, BytesMut};
 use core::mem::MaybeUninit;
 
@@ -79,13 +78,32 @@ impl Span {
     }
 }
 
-/// Header fields of a head or trailer section: ranges of one shared
-/// `Bytes`, in the order received. Names compare case-insensitively.
-#[derive(Clone, Default, PartialEq, Eq)]
+/// Header fields of a head or trailer section, in the order received.
+/// Names compare case-insensitively.
+///
+/// The fields are the lines of one shared `Bytes` that the parser has
+/// already checked (one field per line, names are tokens, no folding), so
+/// no index of them is built: a lookup walks the lines. That keeps a head
+/// free of any allocation but its bytes, which costs less than an index
+/// for the handful of lookups a request gets.
+#[derive(Clone, Default)]
 pub struct Headers {
     buf: Bytes,
-    fields: Vec<(Span, Span)>,
+    /// Where the first field line starts in `buf`.
+    start: u32,
+    /// How many field lines follow it.
+    count: u32,
 }
+
+/// Equal when they hold the same fields in the same order, wherever
+/// their bytes come from.
+impl PartialEq for Headers {
+    fn eq(&self, other: &Headers) -> bool {
+        self.count == other.count && self.iter_bytes().eq(other.iter_bytes())
+    }
+}
+
+impl Eq for Headers {}
 
 impl core::fmt::Debug for Headers {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -97,46 +115,96 @@ impl core::fmt::Debug for Headers {
     }
 }
 
+/// The field lines of a checked section: each `name:value` up to its LF
+/// (a CR before it is not part of the value).
+#[derive(Clone)]
+struct FieldLines<'a> {
+    rest: &'a [u8],
+    left: u32,
+}
+
+impl<'a> FieldLines<'a> {
+    /// The next whole line, without its line end.
+    fn next_line(&mut self) -> Option<&'a [u8]> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let (line, rest) = match memchr::memchr(b'\n', self.rest) {
+            Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
+            None => (self.rest, &[][..]),
+        };
+        self.rest = rest;
+        Some(line.strip_suffix(b"\r").unwrap_or(line))
+    }
+}
+
+impl<'a> Iterator for FieldLines<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let line = self.next_line()?;
+        // A name is a token, which holds no colon: the first one ends it.
+        let colon = memchr::memchr(b':', line).unwrap_or(line.len());
+        let (name, value) = line.split_at(colon);
+        Some((name, trim(value.get(1..).unwrap_or_default())))
+    }
+}
+
 impl Headers {
+    fn lines(&self) -> FieldLines<'_> {
+        FieldLines {
+            rest: self.buf.get(self.start as usize..).unwrap_or_default(),
+            left: self.count,
+        }
+    }
+
     /// How many fields.
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.count as usize
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.count == 0
     }
 
     /// Every field as (name, value), in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> + '_ {
-        self.fields.iter().map(|(n, v)| {
+        self.lines().map(|(n, v)| {
             // Names were checked to be tokens (ASCII) by the parser.
-            let name = core::str::from_utf8(n.get(&self.buf)).unwrap_or("");
-            (name, v.get(&self.buf))
+            (core::str::from_utf8(n).unwrap_or(""), v)
         })
     }
 
     /// Every field as (name, value) bytes, in order: what the lookups
     /// use, as names need no UTF-8 check to be compared.
     pub fn iter_bytes(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
-        self.fields
-            .iter()
-            .map(|(n, v)| (n.get(&self.buf), v.get(&self.buf)))
+        self.lines()
     }
 
     /// The values of every field named `name`.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.iter_bytes()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+        let mut lines = self.lines();
+        core::iter::from_fn(move || {
+            while let Some(line) = lines.next_line() {
+                if let Some(v) = value_if_named(line, name.as_bytes()) {
+                    return Some(v);
+                }
+            }
+            None
+        })
     }
 
     /// The value of the first field named `name`.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter_bytes()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| v)
+        let mut lines = self.lines();
+        while let Some(line) = lines.next_line() {
+            if let Some(v) = value_if_named(line, name.as_bytes()) {
+                return Some(v);
+            }
+        }
+        None
     }
 
     /// The value of the first field named `name`, if it is UTF-8.
@@ -157,6 +225,16 @@ impl Headers {
     /// The bytes the fields point into.
     pub fn raw(&self) -> &Bytes {
         &self.buf
+    }
+}
+
+/// The value of a field line if its name is `name`: the name is compared
+/// in place, so a line of another name costs one comparison.
+fn value_if_named<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let (n, rest) = line.split_at_checked(name.len())?;
+    match rest {
+        [b':', value @ ..] if n.eq_ignore_ascii_case(name) => Some(trim(value)),
+        _ => None,
     }
 }
 
@@ -513,16 +591,47 @@ struct Parts {
     start: (Span, Span),
     status: u16,
     version: Version,
-    fields: Vec<(Span, Span)>,
+    /// Where the first field line starts, and how many there are.
+    fields_at: u32,
+    count: u32,
+    /// Whether every field line ends in CRLF (httparse takes a bare LF).
+    fields_crlf: bool,
 }
 
 impl Parts {
-    fn fields(base: &[u8], parsed: &[httparse::Header<'_>]) -> Vec<(Span, Span)> {
-        let mut fields = Vec::with_capacity(parsed.len());
-        for h in parsed {
-            fields.push((Span::of(base, h.name.as_bytes()), Span::of(base, h.value)));
+    fn new(
+        base: &[u8],
+        start: (Span, Span),
+        status: u16,
+        version: Version,
+        parsed: &[httparse::Header<'_>],
+    ) -> Parts {
+        let fields_at = parsed
+            .first()
+            .map_or(0, |h| Span::of(base, h.name.as_bytes()).start);
+        // The byte before each field's LF, past the whitespace httparse
+        // leaves out of the value; an empty value ends at its colon.
+        let fields_crlf = parsed.iter().all(|h| {
+            let name = Span::of(base, h.name.as_bytes());
+            let value = Span::of(base, h.value);
+            cr_after(base, (value.end as usize).max(name.end as usize + 1)).is_some()
+        });
+        Parts {
+            start,
+            status,
+            version,
+            fields_at,
+            count: parsed.len() as u32,
+            fields_crlf,
         }
-        fields
+    }
+
+    fn headers(&self, buf: Bytes) -> Headers {
+        Headers {
+            buf,
+            start: self.fields_at,
+            count: self.count,
+        }
     }
 
     fn request(self, head: Bytes) -> RequestHead {
@@ -530,10 +639,7 @@ impl Parts {
             method: self.start.0,
             target: self.start.1,
             version: self.version,
-            headers: Headers {
-                buf: head,
-                fields: self.fields,
-            },
+            headers: self.headers(head),
         }
     }
 
@@ -542,10 +648,7 @@ impl Parts {
             status: self.status,
             reason: self.start.1,
             version: self.version,
-            headers: Headers {
-                buf: head,
-                fields: self.fields,
-            },
+            headers: self.headers(head),
         }
     }
 }
@@ -567,18 +670,12 @@ fn try_request(buf: &[u8], max_headers: usize) -> Attempt<Parts> {
             let (Some(method), Some(path)) = (req.method, req.path) else {
                 return Attempt::Invalid(httparse::Error::Token);
             };
-            Attempt::Complete(
-                len,
-                Parts {
-                    start: (
-                        Span::of(buf, method.as_bytes()),
-                        Span::of(buf, path.as_bytes()),
-                    ),
-                    status: 0,
-                    version: version_of(req.version),
-                    fields: Parts::fields(buf, req.headers),
-                },
-            )
+            let start = (
+                Span::of(buf, method.as_bytes()),
+                Span::of(buf, path.as_bytes()),
+            );
+            let version = version_of(req.version);
+            Attempt::Complete(len, Parts::new(buf, start, 0, version, req.headers))
         }
         Ok(httparse::Status::Partial) => Attempt::Partial,
         Err(e) => Attempt::Invalid(e),
@@ -598,18 +695,12 @@ fn try_response(buf: &[u8], max_headers: usize) -> Attempt<Parts> {
             let Some(status) = res.code else {
                 return Attempt::Invalid(httparse::Error::Status);
             };
-            Attempt::Complete(
-                len,
-                Parts {
-                    start: (
-                        Span::default(),
-                        Span::of(buf, res.reason.unwrap_or("").as_bytes()),
-                    ),
-                    status,
-                    version: version_of(res.version),
-                    fields: Parts::fields(buf, res.headers),
-                },
-            )
+            let start = (
+                Span::default(),
+                Span::of(buf, res.reason.unwrap_or("").as_bytes()),
+            );
+            let version = version_of(res.version);
+            Attempt::Complete(len, Parts::new(buf, start, status, version, res.headers))
         }
         Ok(httparse::Status::Partial) => Attempt::Partial,
         Err(e) => Attempt::Invalid(e),
@@ -639,24 +730,17 @@ fn cr_after(head: &[u8], mut p: usize) -> Option<usize> {
 /// byte before each line's LF: after the start line (`start_end`: where
 /// the version or reason ends), after each field's value, and before the
 /// final LF. Heads with leading empty lines are left to the scanner.
-fn within_rules(
-    head: &[u8],
-    start_end: usize,
-    fields: &[(Span, Span)],
-    limits: &HeadLimits,
-) -> bool {
+fn within_rules(head: &[u8], start_end: usize, p: &Parts, limits: &HeadLimits) -> bool {
     let Some(line_end) = cr_after(head, start_end) else {
         return false;
     };
-    head.len() <= limits.max_head
+    p.fields_crlf
+        && head.len() <= limits.max_head
         && line_end <= limits.max_line
-        && fields.len() <= limits.max_headers.min(MAX_HEADERS_CAP)
+        && p.count as usize <= limits.max_headers.min(MAX_HEADERS_CAP)
         && !matches!(head.first(), Some(b'\r' | b'\n'))
         && head.len() >= 2
         && head.get(head.len() - 2) == Some(&b'\r')
-        && fields
-            .iter()
-            .all(|(n, v)| cr_after(head, (v.end as usize).max(n.end as usize + 1)).is_some())
 }
 
 /// Where a status line httparse accepted ends: after the reason, or after
@@ -712,10 +796,11 @@ pub fn parse_trailers(section: Bytes, max_fields: usize) -> Result<Headers, Prot
     let n = max_fields.min(MAX_HEADERS_CAP);
     match httparse::parse_headers(&section, &mut arr[..n]) {
         Ok(httparse::Status::Complete((len, parsed))) if len == section.len() => {
-            let fields = Parts::fields(&section, parsed);
+            let count = parsed.len() as u32;
             Ok(Headers {
                 buf: section,
-                fields,
+                start: 0,
+                count,
             })
         }
         _ => Err(ProtocolError::BadTrailers),
@@ -737,12 +822,16 @@ pub fn decode_request(
     scan: &mut HeadScanner,
     limits: &HeadLimits,
 ) -> Result<Option<RequestHead>, ProtocolError> {
+    if buf.is_empty() {
+        // Between requests (a response finished): nothing to look at.
+        return Ok(None);
+    }
     if scan.is_fresh() {
         if let Attempt::Complete(len, p) = try_request(buf, limits.max_headers) {
             let head = &buf[..len];
             // "METHOD SP target SP HTTP/1.x" (httparse takes single spaces).
             let start_end = p.start.1.end as usize + 9;
-            if within_rules(head, start_end, &p.fields, limits) && target_ok(p.start.1.get(head)) {
+            if within_rules(head, start_end, &p, limits) && target_ok(p.start.1.get(head)) {
                 // Ranges into `buf` stay ranges into its front part.
                 return Ok(Some(p.request(buf.split_to(len).freeze())));
             }
@@ -769,11 +858,15 @@ pub fn decode_response(
     scan: &mut HeadScanner,
     limits: &HeadLimits,
 ) -> Result<Option<ResponseHead>, ProtocolError> {
+    if buf.is_empty() {
+        // Between requests (a response finished): nothing to look at.
+        return Ok(None);
+    }
     if scan.is_fresh() {
         if let Attempt::Complete(len, p) = try_response(buf, limits.max_headers) {
             let head = &buf[..len];
             let start_end = status_line_end(head, &p);
-            if within_rules(head, start_end, &p.fields, limits) && (100..=999).contains(&p.status) {
+            if within_rules(head, start_end, &p, limits) && (100..=999).contains(&p.status) {
                 return Ok(Some(p.response(buf.split_to(len).freeze())));
             }
         }
