@@ -142,8 +142,13 @@ impl<H: Handler> Service<Server> for App<H> {
     fn on_event(&mut self, cx: &mut Ctx<'_, H::Done>, event: ServerEvent) {
         match event {
             ServerEvent::Request(req) => {
-                let (id, expect) = (req.id, req.expect_continue);
+                let (id, expect, bodyless) = (req.id, req.expect_continue, req.body.is_empty());
                 self.handler.on_request(cx, req);
+                if bodyless {
+                    // The machine sends no BodyEnd for a request without a
+                    // body; handlers get theirs all the same.
+                    self.handler.on_body_end(cx, id, Headers::default());
+                }
                 if expect && !cx.machine().has_responded(id) {
                     let _ = cx.machine().send_continue(id);
                 }

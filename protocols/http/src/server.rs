@@ -201,8 +201,12 @@ pub enum ServerEvent {
         /// The bytes (dechunked).
         data: Bytes,
     },
-    /// The request body is complete (sent for every request, with no body
-    /// too).
+    /// The request body is complete. Sent only for requests that have a
+    /// body (`Length` over 0 or `Chunked`): a request whose
+    /// [`Request::body`] is empty is whole with its head, and a pipelined
+    /// batch of such requests costs one event each instead of two.
+    /// ([`App`](crate::app::App) still gives every handler its
+    /// `on_body_end`.)
     BodyEnd {
         /// The request.
         id: RequestId,
@@ -492,20 +496,25 @@ impl Server {
         if !(200..=999).contains(&status) {
             return Err(Error::BadStatus(status));
         }
+        // One pass over the fields: checks, the framing fields the
+        // server owns, and the room the head needs.
         let mut close_requested = false;
+        let mut fields_len = 0;
         for (n, v) in headers {
             check_name(n)?;
             check_value(v.as_bytes())?;
-            if n.eq_ignore_ascii_case("content-length") {
-                return Err(Error::FramingHeader("Content-Length"));
-            }
-            if n.eq_ignore_ascii_case("transfer-encoding") {
-                return Err(Error::FramingHeader("Transfer-Encoding"));
-            }
-            if n.eq_ignore_ascii_case("connection")
-                && v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"))
-            {
-                close_requested = true;
+            fields_len += n.len() + v.len() + 4;
+            match n.len() {
+                14 if n.eq_ignore_ascii_case("content-length") => {
+                    return Err(Error::FramingHeader("Content-Length"));
+                }
+                17 if n.eq_ignore_ascii_case("transfer-encoding") => {
+                    return Err(Error::FramingHeader("Transfer-Encoding"));
+                }
+                10 if n.eq_ignore_ascii_case("connection") => {
+                    close_requested |= v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"));
+                }
+                _ => {}
             }
         }
         touch(&mut self.touched, id.conn);
@@ -565,10 +574,7 @@ impl Server {
         let need = HEAD_FIXED
             + reason.len()
             + cfg_server.map_or(0, |s| s.len() + 10)
-            + headers
-                .iter()
-                .map(|(n, v)| n.len() + v.len() + 4)
-                .sum::<usize>()
+            + fields_len
             + inline.map_or(0, <[u8]>::len);
         self.out.reserve(need);
         let buf = &mut self.out.buf;
@@ -1439,12 +1445,6 @@ impl Server {
             upgrade,
             keep_alive,
         }));
-        if body.is_empty() {
-            self.out.event(ServerEvent::BodyEnd {
-                id,
-                trailers: Headers::default(),
-            });
-        }
     }
 
     /// Brings the timer index up to date for the connections touched.

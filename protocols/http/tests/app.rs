@@ -131,3 +131,28 @@ fn continue_is_sent_for_a_handler_that_waits_for_the_body() {
         .iter()
         .any(|e| matches!(e, ServerEvent::ResponseDone { .. })));
 }
+
+#[test]
+fn bodyless_requests_still_end_in_the_handler() {
+    // `handler_fn` answers from `on_body_end`: requests without a body
+    // (which the machine ends with their head) must reach it too.
+    let mut sim = Sim::new(Server::default());
+    sim.accept(C);
+    let mut app = App::new(handler_fn(|req: &Request, body: Bytes| {
+        Response::text(200, format!("{}:{}", req.head.target(), body.len()))
+    }));
+    let mut host = TestHost::default();
+    run(
+        &mut sim,
+        &mut app,
+        &mut host,
+        b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nPOST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\nPOST /c HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok",
+    );
+    let t = sim.sent_text(C);
+    let (a, b, c) = (
+        t.find("\r\n\r\n/a:0").unwrap(),
+        t.find("\r\n\r\n/b:0").unwrap(),
+        t.find("\r\n\r\n/c:2").unwrap(),
+    );
+    assert!(a < b && b < c, "{t}");
+}

@@ -753,3 +753,27 @@ fn error_replies_linger() {
     s.advance(Duration::from_millis(200));
     assert_eq!(s.closes.last(), Some(&(d, Close::Graceful)));
 }
+
+#[test]
+fn only_requests_with_a_body_get_body_end() {
+    let mut s = sim();
+    s.data(
+        C,
+        b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nPOST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\nPOST /c HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nok",
+    );
+    assert_eq!(requests(&s).len(), 3);
+    let ends: Vec<RequestId> = s
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ServerEvent::BodyEnd { id, .. } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    // Only /c has a body; the others are whole with their heads.
+    assert_eq!(ends, vec![requests(&s)[2].0]);
+    assert!(s.events.iter().any(|e| matches!(
+        e,
+        ServerEvent::Request(r) if r.head.target() == "/b" && r.body.is_empty()
+    )));
+}

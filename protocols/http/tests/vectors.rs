@@ -64,15 +64,21 @@ fn server_canon(events: &[ServerEvent]) -> Canon {
     let mut c = Canon::default();
     for e in events {
         match e {
-            ServerEvent::Request(r) => c.start(
-                format!(
-                    "{} {} {}",
-                    r.head.method(),
-                    r.head.target(),
-                    r.head.version().as_str()
-                ),
-                r.head.headers(),
-            ),
+            ServerEvent::Request(r) => {
+                c.start(
+                    format!(
+                        "{} {} {}",
+                        r.head.method(),
+                        r.head.target(),
+                        r.head.version().as_str()
+                    ),
+                    r.head.headers(),
+                );
+                // A request without a body is whole with its head.
+                if r.body.is_empty() {
+                    c.end(&Headers::default());
+                }
+            }
             ServerEvent::Body { data, .. } => c.body(data),
             ServerEvent::BodyEnd { trailers, .. } => c.end(trailers),
             ServerEvent::Violation { error, .. } => c.error = Some(error.kind()),
