@@ -169,6 +169,17 @@ fn messy_head(response: bool) -> impl Strategy<Value = Vec<u8>> {
         1 => Just(b"X-Empty:\r\n".to_vec()),
         1 => Just(b"X-Empty-Lf: \n".to_vec()),
         1 => Just(b"X-Mid: a\nb: c\r\n".to_vec()),
+        1 => prop_oneof![
+            Just(b"Host: h\r\n".to_vec()),
+            Just(b"content-length: 5\r\n".to_vec()),
+            Just(b"Content-Length: 5, 5\r\n".to_vec()),
+            Just(b"Content-Length: x\r\n".to_vec()),
+            Just(b"Transfer-Encoding: chunked\r\n".to_vec()),
+            Just(b"CONNECTION: Keep-Alive, Upgrade\r\n".to_vec()),
+            Just(b"Connection: close\r\n".to_vec()),
+            Just(b"Upgrade: websocket\r\n".to_vec()),
+            Just(b"Expect:  100-continue \r\n".to_vec()),
+        ],
     ];
     let start = if response {
         prop_oneof![
