@@ -53,8 +53,8 @@ use twill_core::{
 use crate::codec::chunked::{self, Chunk, ChunkedDecoder, ChunkedLimits};
 use crate::codec::framing::{request_body_with, status_has_body, BodyKind, Summary};
 use crate::codec::head::{
-    self, check_name, check_value, decode_request, HeadLimits, HeadScanner, Headers, RequestHead,
-    Version,
+    self, check_name, check_value, decode_request_summarized, HeadLimits, HeadScanner, Headers,
+    RequestHead, Version,
 };
 use crate::error::{Error, ProtocolError};
 
@@ -1299,7 +1299,7 @@ impl Server {
                     if c.inflight.len() >= self.cfg.max_pipelined {
                         return;
                     }
-                    match decode_request(&mut c.buf, &mut c.scan, &self.cfg.limits) {
+                    match decode_request_summarized(&mut c.buf, &mut c.scan, &self.cfg.limits) {
                         Ok(None) => {
                             if !c.buf.is_empty() && c.head_since.is_none() {
                                 c.head_since = Some(self.now.mono);
@@ -1310,9 +1310,9 @@ impl Server {
                             self.violation(conn, e, false);
                             return;
                         }
-                        Ok(Some(head)) => {
+                        Ok(Some((head, sum))) => {
                             c.head_since = None;
-                            self.request(conn, head);
+                            self.request(conn, head, sum);
                         }
                     }
                 }
@@ -1386,11 +1386,10 @@ impl Server {
         self.out.event(ServerEvent::BodyEnd { id, trailers });
     }
 
-    fn request(&mut self, conn: ConnId, head: RequestHead) {
+    fn request(&mut self, conn: ConnId, head: RequestHead, sum: Summary) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let sum = Summary::of(head.headers());
         let body = match request_body_with(&head, &sum) {
             Ok(b) => b,
             Err(e) => {

@@ -98,49 +98,59 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// What no fields say.
+    pub const NONE: Summary = Summary {
+        hosts: 0,
+        content_length: Ok(None),
+        transfer_encoding: false,
+        close: false,
+        keep_alive: false,
+        connection_upgrade: false,
+        upgrade: false,
+        expect_continue: false,
+    };
+
     /// Reads the fields once.
     pub fn of(h: &Headers) -> Summary {
-        let mut s = Summary {
-            hosts: 0,
-            content_length: Ok(None),
-            transfer_encoding: false,
-            close: false,
-            keep_alive: false,
-            connection_upgrade: false,
-            upgrade: false,
-            expect_continue: false,
-        };
+        let mut s = Summary::NONE;
         for (n, v) in h.iter_bytes() {
-            let is = |name: &str| n.eq_ignore_ascii_case(name.as_bytes());
-            match n.len() {
-                4 if is("host") => s.hosts += 1,
-                14 if is("content-length") => {
-                    // Duplicates are refused even when equal
-                    // (`Content-Length: 5, 5` too): a message two parsers
-                    // could read differently is not accepted.
-                    s.content_length = match s.content_length {
-                        Ok(None) if !v.contains(&b',') => parse_content_length(v).map(Some),
-                        Ok(_) => Err(ProtocolError::MultipleContentLength),
-                        e => e,
-                    };
-                }
-                17 if is("transfer-encoding") => s.transfer_encoding = true,
-                10 if is("connection") => {
-                    for t in v.split(|&b| b == b',') {
-                        let t = trim(t);
-                        s.close |= t.eq_ignore_ascii_case(b"close");
-                        s.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
-                        s.connection_upgrade |= t.eq_ignore_ascii_case(b"upgrade");
-                    }
-                }
-                7 if is("upgrade") => s.upgrade = true,
-                6 if is("expect") => {
-                    s.expect_continue |= trim(v).eq_ignore_ascii_case(b"100-continue")
-                }
-                _ => {}
-            }
+            s.add(n, v);
         }
         s
+    }
+
+    /// Takes one more field into account (the server's parser calls this
+    /// for each field as it goes, so a request's summary costs no second
+    /// pass over its head).
+    pub fn add(&mut self, n: &[u8], v: &[u8]) {
+        let is = |name: &str| n.eq_ignore_ascii_case(name.as_bytes());
+        match n.len() {
+            4 if is("host") => self.hosts += 1,
+            14 if is("content-length") => {
+                // Duplicates are refused even when equal
+                // (`Content-Length: 5, 5` too): a message two parsers
+                // could read differently is not accepted.
+                self.content_length = match self.content_length {
+                    Ok(None) if !v.contains(&b',') => parse_content_length(v).map(Some),
+                    Ok(_) => Err(ProtocolError::MultipleContentLength),
+                    e => e,
+                };
+            }
+            17 if is("transfer-encoding") => self.transfer_encoding = true,
+            10 if is("connection") => {
+                for t in v.split(|&b| b == b',') {
+                    let t = trim(t);
+                    self.close |= t.eq_ignore_ascii_case(b"close");
+                    self.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
+                    self.connection_upgrade |= t.eq_ignore_ascii_case(b"upgrade");
+                }
+            }
+            7 if is("upgrade") => self.upgrade = true,
+            6 if is("expect") => {
+                self.expect_continue |= trim(v).eq_ignore_ascii_case(b"100-continue")
+            }
+            _ => {}
+        }
     }
 
     /// Whether the sender wants the connection kept open (RFC 9112 §9.3).

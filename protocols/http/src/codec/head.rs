@@ -7,6 +7,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use core::mem::MaybeUninit;
 
+use super::framing::Summary;
 use crate::error::{Error, ProtocolError};
 
 /// The most header fields any configuration may allow (the size of the
@@ -596,6 +597,8 @@ struct Parts {
     count: u32,
     /// Whether every field line ends in CRLF (httparse takes a bare LF).
     fields_crlf: bool,
+    /// What the fields say about framing, read in the same pass.
+    summary: Summary,
 }
 
 impl Parts {
@@ -611,11 +614,15 @@ impl Parts {
             .map_or(0, |h| Span::of(base, h.name.as_bytes()).start);
         // The byte before each field's LF, past the whitespace httparse
         // leaves out of the value; an empty value ends at its colon.
-        let fields_crlf = parsed.iter().all(|h| {
+        let mut fields_crlf = true;
+        let mut summary = Summary::NONE;
+        for h in parsed {
             let name = Span::of(base, h.name.as_bytes());
             let value = Span::of(base, h.value);
-            cr_after(base, (value.end as usize).max(name.end as usize + 1)).is_some()
-        });
+            fields_crlf &=
+                cr_after(base, (value.end as usize).max(name.end as usize + 1)).is_some();
+            summary.add(h.name.as_bytes(), h.value);
+        }
         Parts {
             start,
             status,
@@ -623,6 +630,7 @@ impl Parts {
             fields_at,
             count: parsed.len() as u32,
             fields_crlf,
+            summary,
         }
     }
 
@@ -759,6 +767,13 @@ fn status_line_end(head: &[u8], p: &Parts) -> usize {
 /// # Errors
 /// The head is malformed.
 pub fn parse_request(head: Bytes, limits: &HeadLimits) -> Result<RequestHead, ProtocolError> {
+    parse_request_summarized(head, limits).map(|(h, _)| h)
+}
+
+fn parse_request_summarized(
+    head: Bytes,
+    limits: &HeadLimits,
+) -> Result<(RequestHead, Summary), ProtocolError> {
     let parts = match try_request(&head, limits.max_headers) {
         Attempt::Complete(len, p) if len == head.len() => p,
         Attempt::Complete(..) | Attempt::Partial => return Err(ProtocolError::BadRequestLine),
@@ -767,7 +782,8 @@ pub fn parse_request(head: Bytes, limits: &HeadLimits) -> Result<RequestHead, Pr
     if !target_ok(parts.start.1.get(&head)) {
         return Err(ProtocolError::BadRequestLine);
     }
-    Ok(parts.request(head))
+    let summary = parts.summary;
+    Ok((parts.request(head), summary))
 }
 
 /// Parses a complete response head.
@@ -822,6 +838,16 @@ pub fn decode_request(
     scan: &mut HeadScanner,
     limits: &HeadLimits,
 ) -> Result<Option<RequestHead>, ProtocolError> {
+    Ok(decode_request_summarized(buf, scan, limits)?.map(|(h, _)| h))
+}
+
+/// [`decode_request`], with what the fields say about framing (read in
+/// the parser's pass over them) for the server, which needs it at once.
+pub(crate) fn decode_request_summarized(
+    buf: &mut BytesMut,
+    scan: &mut HeadScanner,
+    limits: &HeadLimits,
+) -> Result<Option<(RequestHead, Summary)>, ProtocolError> {
     if buf.is_empty() {
         // Between requests (a response finished): nothing to look at.
         return Ok(None);
@@ -833,7 +859,8 @@ pub fn decode_request(
             let start_end = p.start.1.end as usize + 9;
             if within_rules(head, start_end, &p, limits) && target_ok(p.start.1.get(head)) {
                 // Ranges into `buf` stay ranges into its front part.
-                return Ok(Some(p.request(buf.split_to(len).freeze())));
+                let summary = p.summary;
+                return Ok(Some((p.request(buf.split_to(len).freeze()), summary)));
             }
         }
         // Incomplete, malformed or over a limit: the careful path waits or
@@ -843,7 +870,7 @@ pub fn decode_request(
         None => Ok(None),
         Some(len) => {
             scan.reset();
-            parse_request(buf.split_to(len).freeze(), limits).map(Some)
+            parse_request_summarized(buf.split_to(len).freeze(), limits).map(Some)
         }
     }
 }
@@ -1143,5 +1170,50 @@ mod tests {
             }
         }
         assert!(all_field_bytes(b""));
+    }
+
+    /// The summary the parser reads as it goes is the one a pass over
+    /// the parsed fields gives, on the one-pass path (whole heads) and on
+    /// the scanner's (heads in pieces).
+    #[test]
+    fn parsed_summary_is_a_pass_over_the_fields() {
+        let fields: &[&[u8]] = &[
+            b"Host: h\r\n",
+            b"host: h2\r\n",
+            b"content-length: 5\r\n",
+            b"Content-Length: 5, 5\r\n",
+            b"Content-Length: x\r\n",
+            b"Transfer-Encoding: gzip, chunked\r\n",
+            b"CONNECTION: Keep-Alive, Upgrade\r\n",
+            b"Connection: close\r\n",
+            b"Upgrade: websocket\r\n",
+            b"Expect:  100-continue \r\n",
+            b"X-Other: 1\r\n",
+        ];
+        let limits = HeadLimits::default();
+        for mask in 0u32..(1 << fields.len()) {
+            let mut wire = b"POST /x HTTP/1.1\r\n".to_vec();
+            for (i, f) in fields.iter().enumerate() {
+                if mask & (1 << i) != 0 {
+                    wire.extend_from_slice(f);
+                }
+            }
+            wire.extend_from_slice(b"\r\n");
+            let mut whole = BytesMut::from(&wire[..]);
+            let (head, sum) =
+                decode_request_summarized(&mut whole, &mut HeadScanner::request(), &limits)
+                    .unwrap()
+                    .unwrap();
+            assert_eq!(sum, Summary::of(head.headers()), "{mask:#x}");
+            let (mut buf, mut scan, mut got) = (BytesMut::new(), HeadScanner::request(), None);
+            for b in &wire {
+                buf.extend_from_slice(&[*b]);
+                if let Some(x) = decode_request_summarized(&mut buf, &mut scan, &limits).unwrap() {
+                    got = Some(x);
+                }
+            }
+            let (head2, sum2) = got.unwrap();
+            assert_eq!((head2, sum2), (head, sum), "{mask:#x}");
+        }
     }
 }
