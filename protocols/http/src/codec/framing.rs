@@ -123,10 +123,15 @@ impl Summary {
     /// for each field as it goes, so a request's summary costs no second
     /// pass over its head).
     pub fn add(&mut self, n: &[u8], v: &[u8]) {
-        let is = |name: &str| n.eq_ignore_ascii_case(name.as_bytes());
-        match n.len() {
-            4 if is("host") => self.hosts += 1,
-            14 if is("content-length") => {
+        // OR-ing 0x20 folds the case of a letter and leaves '-' alone; no
+        // other token byte lands on a letter or '-', so this is an exact
+        // case-insensitive comparison with these names, and it stops at
+        // the first byte for most other names of the same length.
+        let is = |name: &str| n.iter().zip(name.as_bytes()).all(|(a, b)| a | 0x20 == *b);
+        // Length and first letter first: any other field costs a jump.
+        match (n.len(), n.first().map_or(0, |b| b | 0x20)) {
+            (4, b'h') if is("host") => self.hosts += 1,
+            (14, b'c') if is("content-length") => {
                 // Duplicates are refused even when equal
                 // (`Content-Length: 5, 5` too): a message two parsers
                 // could read differently is not accepted.
@@ -136,8 +141,8 @@ impl Summary {
                     e => e,
                 };
             }
-            17 if is("transfer-encoding") => self.transfer_encoding = true,
-            10 if is("connection") => {
+            (17, b't') if is("transfer-encoding") => self.transfer_encoding = true,
+            (10, b'c') if is("connection") => {
                 for t in v.split(|&b| b == b',') {
                     let t = trim(t);
                     self.close |= t.eq_ignore_ascii_case(b"close");
@@ -145,8 +150,8 @@ impl Summary {
                     self.connection_upgrade |= t.eq_ignore_ascii_case(b"upgrade");
                 }
             }
-            7 if is("upgrade") => self.upgrade = true,
-            6 if is("expect") => {
+            (7, b'u') if is("upgrade") => self.upgrade = true,
+            (6, b'e') if is("expect") => {
                 self.expect_continue |= trim(v).eq_ignore_ascii_case(b"100-continue")
             }
             _ => {}

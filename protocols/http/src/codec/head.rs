@@ -602,7 +602,9 @@ struct Parts {
 }
 
 impl Parts {
-    fn new(
+    /// `SUM`: also read the framing summary (the server wants it; a plain
+    /// decode does not pay for it).
+    fn new<const SUM: bool>(
         base: &[u8],
         start: (Span, Span),
         status: u16,
@@ -621,7 +623,9 @@ impl Parts {
             let value = Span::of(base, h.value);
             fields_crlf &=
                 cr_after(base, (value.end as usize).max(name.end as usize + 1)).is_some();
-            summary.add(h.name.as_bytes(), h.value);
+            if SUM {
+                summary.add(h.name.as_bytes(), h.value);
+            }
         }
         Parts {
             start,
@@ -669,7 +673,7 @@ fn slots<'b>() -> Slots<'b> {
     [const { MaybeUninit::uninit() }; MAX_HEADERS_CAP]
 }
 
-fn try_request(buf: &[u8], max_headers: usize) -> Attempt<Parts> {
+fn try_request<const SUM: bool>(buf: &[u8], max_headers: usize) -> Attempt<Parts> {
     let mut arr = slots();
     let n = max_headers.min(MAX_HEADERS_CAP);
     let mut req = httparse::Request::new(&mut []);
@@ -683,7 +687,7 @@ fn try_request(buf: &[u8], max_headers: usize) -> Attempt<Parts> {
                 Span::of(buf, path.as_bytes()),
             );
             let version = version_of(req.version);
-            Attempt::Complete(len, Parts::new(buf, start, 0, version, req.headers))
+            Attempt::Complete(len, Parts::new::<SUM>(buf, start, 0, version, req.headers))
         }
         Ok(httparse::Status::Partial) => Attempt::Partial,
         Err(e) => Attempt::Invalid(e),
@@ -708,7 +712,10 @@ fn try_response(buf: &[u8], max_headers: usize) -> Attempt<Parts> {
                 Span::of(buf, res.reason.unwrap_or("").as_bytes()),
             );
             let version = version_of(res.version);
-            Attempt::Complete(len, Parts::new(buf, start, status, version, res.headers))
+            Attempt::Complete(
+                len,
+                Parts::new::<false>(buf, start, status, version, res.headers),
+            )
         }
         Ok(httparse::Status::Partial) => Attempt::Partial,
         Err(e) => Attempt::Invalid(e),
@@ -767,14 +774,14 @@ fn status_line_end(head: &[u8], p: &Parts) -> usize {
 /// # Errors
 /// The head is malformed.
 pub fn parse_request(head: Bytes, limits: &HeadLimits) -> Result<RequestHead, ProtocolError> {
-    parse_request_summarized(head, limits).map(|(h, _)| h)
+    parse_request_as::<false>(head, limits).map(|(h, _)| h)
 }
 
-fn parse_request_summarized(
+fn parse_request_as<const SUM: bool>(
     head: Bytes,
     limits: &HeadLimits,
 ) -> Result<(RequestHead, Summary), ProtocolError> {
-    let parts = match try_request(&head, limits.max_headers) {
+    let parts = match try_request::<SUM>(&head, limits.max_headers) {
         Attempt::Complete(len, p) if len == head.len() => p,
         Attempt::Complete(..) | Attempt::Partial => return Err(ProtocolError::BadRequestLine),
         Attempt::Invalid(e) => return Err(map_error(e, &head, false)),
@@ -838,12 +845,23 @@ pub fn decode_request(
     scan: &mut HeadScanner,
     limits: &HeadLimits,
 ) -> Result<Option<RequestHead>, ProtocolError> {
-    Ok(decode_request_summarized(buf, scan, limits)?.map(|(h, _)| h))
+    Ok(decode_request_as::<false>(buf, scan, limits)?.map(|(h, _)| h))
 }
 
 /// [`decode_request`], with what the fields say about framing (read in
 /// the parser's pass over them) for the server, which needs it at once.
-pub(crate) fn decode_request_summarized(
+///
+/// # Errors
+/// As [`decode_request`].
+pub fn decode_request_summarized(
+    buf: &mut BytesMut,
+    scan: &mut HeadScanner,
+    limits: &HeadLimits,
+) -> Result<Option<(RequestHead, Summary)>, ProtocolError> {
+    decode_request_as::<true>(buf, scan, limits)
+}
+
+fn decode_request_as<const SUM: bool>(
     buf: &mut BytesMut,
     scan: &mut HeadScanner,
     limits: &HeadLimits,
@@ -853,7 +871,7 @@ pub(crate) fn decode_request_summarized(
         return Ok(None);
     }
     if scan.is_fresh() {
-        if let Attempt::Complete(len, p) = try_request(buf, limits.max_headers) {
+        if let Attempt::Complete(len, p) = try_request::<SUM>(buf, limits.max_headers) {
             let head = &buf[..len];
             // "METHOD SP target SP HTTP/1.x" (httparse takes single spaces).
             let start_end = p.start.1.end as usize + 9;
@@ -870,7 +888,7 @@ pub(crate) fn decode_request_summarized(
         None => Ok(None),
         Some(len) => {
             scan.reset();
-            parse_request_summarized(buf.split_to(len).freeze(), limits).map(Some)
+            parse_request_as::<SUM>(buf.split_to(len).freeze(), limits).map(Some)
         }
     }
 }
