@@ -31,7 +31,7 @@ fn message() -> Vec<u8> {
     let mut out = Vec::with_capacity(1 << 20);
     let mut i = 0u64;
     while out.len() < (1 << 20) - 100 {
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             out.extend_from_slice(b"..");
         }
         for k in 0..70 {
