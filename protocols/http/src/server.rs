@@ -623,7 +623,13 @@ impl Server {
             remaining = remaining.saturating_sub(b.len() as u64);
         }
         let bytes = buf.split().freeze();
-        r.state = if no_body {
+        let ends = no_body && body.is_empty() || kind == BodyKind::Empty || inline.is_some();
+        // A response whose head carried all of it (no body, or the body
+        // inline) is done here: what `finish` would check is known.
+        let whole = ends && (no_body || (kind != BodyKind::Chunked && remaining == 0));
+        r.state = if whole {
+            RespState::Done
+        } else if no_body {
             RespState::Body {
                 kind: BodyKind::Empty,
                 remaining: 0,
@@ -639,7 +645,9 @@ impl Server {
             front,
             Payload::Bytes(bytes),
         );
-        if no_body && body.is_empty() || kind == BodyKind::Empty || inline.is_some() {
+        if whole {
+            self.advance(id.conn);
+        } else if ends {
             self.finish(id, &[])?;
         } else {
             self.wake(id.conn);
