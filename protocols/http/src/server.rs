@@ -307,7 +307,9 @@ struct Resp {
     expect_continue: bool,
     continue_sent: bool,
     body_complete: bool,
-    upgrade: Option<RequestHead>,
+    /// Boxed: upgrades are rare, and every other response would carry
+    /// the head's room in the in-flight queue.
+    upgrade: Option<alloc::boxed::Box<RequestHead>>,
     upgrade_accepted: bool,
     state: RespState,
     /// Output held back while an earlier response is on the wire.
@@ -1091,7 +1093,7 @@ impl Server {
                 self.out.event(ServerEvent::Upgraded {
                     id,
                     conn,
-                    head: alloc::boxed::Box::new(head),
+                    head,
                     rest,
                 });
                 return;
@@ -1427,7 +1429,7 @@ impl Server {
             expect_continue,
             continue_sent: false,
             body_complete: body.is_empty(),
-            upgrade: upgrade.then(|| head.clone()),
+            upgrade: upgrade.then(|| alloc::boxed::Box::new(head.clone())),
             upgrade_accepted: false,
             state: RespState::Waiting,
             held: Vec::new(),
