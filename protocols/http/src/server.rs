@@ -381,6 +381,12 @@ pub struct Server {
     date_secs: i64,
     /// The `Date` field line, `Date: …\r\n`.
     date: [u8; DATE_LINE],
+    /// The start of the last final response head — status line and
+    /// `Date` line — for status `prefix_status` in second `date_secs`:
+    /// most responses repeat both, so it is one copy.
+    prefix: BytesMut,
+    /// 0: nothing cached.
+    prefix_status: u16,
 }
 
 impl Default for Server {
@@ -401,6 +407,8 @@ impl Server {
             now: Now::default(),
             date_secs: i64::MIN,
             date: [b' '; DATE_LINE],
+            prefix: BytesMut::new(),
+            prefix_status: 0,
         }
     }
 
@@ -520,7 +528,7 @@ impl Server {
             }
         }
         touch(&mut self.touched, id.conn);
-        let date = self.date_value();
+        self.refresh_prefix(status);
         let cfg_server = self.cfg.server_name;
         let c = self
             .conns
@@ -572,18 +580,15 @@ impl Server {
         // several heads at once (`OutQueue::reserve`) keeps a pipelined
         // batch of responses to one allocation instead of a few
         // reallocations per head.
-        let reason = head::reason_phrase(status);
+        let prefix = &self.prefix[..];
         let need = HEAD_FIXED
-            + reason.len()
+            + prefix.len()
             + cfg_server.map_or(0, |s| s.len() + 10)
             + fields_len
             + inline.map_or(0, <[u8]>::len);
         self.out.reserve(need);
         let buf = &mut self.out.buf;
-        head::write_status_line(buf, Version::Http11, status, reason);
-        if let Some(d) = date {
-            buf.put_slice(&d);
-        }
+        buf.put_slice(prefix);
         if let Some(s) = cfg_server {
             buf.put_slice(b"Server: ");
             buf.put_slice(s.as_bytes());
@@ -1004,6 +1009,26 @@ impl Server {
         Ok((c, i, front))
     }
 
+    /// Makes [`Server::prefix`] the status line of `status` and the `Date`
+    /// line (if sent) of this second.
+    fn refresh_prefix(&mut self, status: u16) {
+        let date = self.date_value();
+        if status == self.prefix_status {
+            return;
+        }
+        self.prefix.clear();
+        head::write_status_line(
+            &mut self.prefix,
+            Version::Http11,
+            status,
+            head::reason_phrase(status),
+        );
+        if let Some(d) = date {
+            self.prefix.put_slice(&d);
+        }
+        self.prefix_status = status;
+    }
+
     /// The `Date` field line to send, formatted once a second.
     fn date_value(&mut self) -> Option<[u8; DATE_LINE]> {
         if !self.cfg.date {
@@ -1012,6 +1037,8 @@ impl Server {
         let secs = self.now.wall.secs();
         if secs != self.date_secs {
             self.date_secs = secs;
+            // The cached head start holds the old date.
+            self.prefix_status = 0;
             let mut w = FixedWriter {
                 buf: [b' '; 29],
                 len: 0,

@@ -777,3 +777,44 @@ fn only_requests_with_a_body_get_body_end() {
         ServerEvent::Request(r) if r.head.target() == "/b" && r.body.is_empty()
     )));
 }
+
+#[test]
+fn status_and_date_lines_follow_each_response() {
+    // The status line and Date line are cached together: a new status or
+    // a new second must not reuse the old ones.
+    let mut s = sim();
+    s.data(
+        C,
+        b"GET /a HTTP/1.1\r\nHost: h\r\n\r\nGET /b HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
+    let reqs = requests(&s);
+    s.machine
+        .respond_full(reqs[0].0, 200, &[], Bytes::from_static(b"a"))
+        .unwrap();
+    s.machine
+        .respond_full(reqs[1].0, 404, &[], Bytes::from_static(b"b"))
+        .unwrap();
+    s.drain();
+    s.advance(Duration::from_secs(2));
+    s.data(C, b"GET /c HTTP/1.1\r\nHost: h\r\n\r\n");
+    let id = requests(&s)[2].0;
+    s.machine
+        .respond_full(id, 404, &[], Bytes::from_static(b"c"))
+        .unwrap();
+    s.drain();
+    let text = s.sent_text(C);
+    let heads: Vec<&str> = text
+        .split("HTTP/1.1 ")
+        .skip(1)
+        .map(|r| r.split("\r\nContent-Length").next().unwrap())
+        .collect();
+    assert_eq!(
+        heads,
+        [
+            "200 OK\r\nDate: Thu, 01 Jan 2026 00:00:00 GMT",
+            "404 Not Found\r\nDate: Thu, 01 Jan 2026 00:00:00 GMT",
+            "404 Not Found\r\nDate: Thu, 01 Jan 2026 00:00:02 GMT",
+        ],
+        "{text}"
+    );
+}
