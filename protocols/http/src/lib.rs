@@ -94,6 +94,7 @@
 extern crate alloc;
 
 pub mod app;
+mod batch;
 pub mod client;
 pub mod codec;
 pub mod error;

@@ -46,10 +46,11 @@ use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use twill_core::{
-    Addr, Close, ConnId, Duration, FileId, Input, Instant, Machine, Now, OutQueue, Output,
-    OutputBudget, Payload,
+    Addr, Close, ConnId, Duration, FileId, Input, Instant, Machine, Now, Output, OutputBudget,
+    Payload,
 };
 
+use crate::batch::Out;
 use crate::codec::chunked::{self, Chunk, ChunkedDecoder, ChunkedLimits};
 use crate::codec::framing::{request_body_with, status_has_body, BodyKind, Summary};
 use crate::codec::head::{
@@ -57,6 +58,7 @@ use crate::codec::head::{
     RequestHead, Version,
 };
 use crate::error::{Error, ProtocolError};
+use twill_core::queue::reserve_block;
 
 /// Input buffer capacity an idle connection may keep for its next request.
 const IDLE_BUF: usize = 4096;
@@ -371,7 +373,7 @@ impl Conn {
 pub struct Server {
     cfg: ServerConfig,
     conns: BTreeMap<ConnId, Conn>,
-    out: OutQueue<ServerEvent>,
+    out: Out,
     /// Every connection's next deadline, earliest first: a hub with many
     /// connections finds its timer without looking at each.
     timers: BTreeSet<(Instant, ConnId)>,
@@ -401,7 +403,7 @@ impl Server {
         Server {
             cfg,
             conns: BTreeMap::new(),
-            out: OutQueue::new(),
+            out: Out::default(),
             timers: BTreeSet::new(),
             touched: Vec::new(),
             now: Now::default(),
@@ -577,17 +579,26 @@ impl Server {
             c.close_after = true;
         }
         // The head, in the shared encode buffer: reserving a block for
-        // several heads at once (`OutQueue::reserve`) keeps a pipelined
-        // batch of responses to one allocation instead of a few
-        // reallocations per head.
+        // several heads at once (`reserve_block`) keeps a pipelined batch
+        // of responses to one allocation instead of a few reallocations
+        // per head.
         let prefix = &self.prefix[..];
         let need = HEAD_FIXED
             + prefix.len()
             + cfg_server.map_or(0, |s| s.len() + 10)
             + fields_len
             + inline.map_or(0, <[u8]>::len);
-        self.out.reserve(need);
-        let buf = &mut self.out.buf;
+        // The front response's head may wait to leave with the next
+        // response's (a pipelined batch in one payload); a later one's is
+        // held until its turn.
+        let buf = if front {
+            self.out.append_for(id.conn, need)
+        } else {
+            let buf = self.out.scratch();
+            reserve_block(buf, need);
+            buf
+        };
+        let start = buf.len();
         buf.put_slice(prefix);
         if let Some(s) = cfg_server {
             buf.put_slice(b"Server: ");
@@ -629,7 +640,8 @@ impl Server {
             buf.put_slice(b);
             remaining = remaining.saturating_sub(b.len() as u64);
         }
-        let bytes = buf.split().freeze();
+        let written = buf.len() - start;
+        let held = (!front).then(|| buf.split().freeze());
         let ends = no_body && body.is_empty() || kind == BodyKind::Empty || inline.is_some();
         // A response whose head carried all of it (no body, or the body
         // inline) is done here: what `finish` would check is known.
@@ -644,14 +656,14 @@ impl Server {
         } else {
             RespState::Body { kind, remaining }
         };
-        Self::emit(
-            &mut self.out,
-            id.conn,
-            c,
-            id.seq,
-            front,
-            Payload::Bytes(bytes),
-        );
+        match held {
+            None => c.budget.queued(written),
+            Some(bytes) => {
+                if let Some(r) = c.inflight.iter_mut().find(|r| r.seq == id.seq) {
+                    r.held.push(Payload::Bytes(bytes));
+                }
+            }
+        }
         if whole {
             self.advance(id.conn);
         } else if ends {
@@ -714,7 +726,7 @@ impl Server {
             }
             BodyKind::CloseDelimited => [Some(Payload::Bytes(data)), None, None],
             BodyKind::Chunked => {
-                let buf = &mut self.out.buf;
+                let buf = self.out.scratch();
                 if data.len() <= 1024 {
                     chunked::write_chunk(buf, &data);
                     [Some(Payload::Bytes(buf.split().freeze())), None, None]
@@ -782,8 +794,9 @@ impl Server {
             }
             BodyKind::CloseDelimited => ps.push(file),
             BodyKind::Chunked => {
-                chunked::write_chunk_size(&mut self.out.buf, len as usize);
-                ps.push(Payload::Bytes(self.out.buf.split().freeze()));
+                let buf = self.out.scratch();
+                chunked::write_chunk_size(buf, len as usize);
+                ps.push(Payload::Bytes(buf.split().freeze()));
                 ps.push(file);
                 ps.push(Payload::Bytes(Bytes::from_static(b"\r\n")));
             }
@@ -814,8 +827,9 @@ impl Server {
         match kind {
             BodyKind::Length(_) if remaining > 0 => return Err(Error::BodyTooShort),
             BodyKind::Chunked => {
-                chunked::write_last_chunk(&mut self.out.buf, trailers)?;
-                let b = self.out.buf.split().freeze();
+                let buf = self.out.scratch();
+                chunked::write_last_chunk(buf, trailers)?;
+                let b = buf.split().freeze();
                 Self::emit(&mut self.out, id.conn, c, id.seq, front, Payload::Bytes(b));
             }
             _ => {}
@@ -873,7 +887,7 @@ impl Server {
         if r.version == Version::Http10 {
             return Ok(());
         }
-        let buf = &mut self.out.buf;
+        let buf = self.out.scratch();
         head::write_status_line(buf, Version::Http11, status, head::reason_phrase(status));
         for (n, v) in headers {
             let _ = head::write_header(buf, n, v.as_bytes());
@@ -910,7 +924,7 @@ impl Server {
         };
         let connect = req.is_connect();
         let status = if connect { 200 } else { 101 };
-        let buf = &mut self.out.buf;
+        let buf = self.out.scratch();
         head::write_status_line(buf, Version::Http11, status, head::reason_phrase(status));
         if let Some(d) = date {
             buf.put_slice(&d);
@@ -1058,14 +1072,7 @@ impl Server {
 
     /// Output for response `seq` of `conn`: on the wire if it is the front
     /// response, else held.
-    fn emit(
-        out: &mut OutQueue<ServerEvent>,
-        conn: ConnId,
-        c: &mut Conn,
-        seq: u64,
-        front: bool,
-        p: Payload,
-    ) {
+    fn emit(out: &mut Out, conn: ConnId, c: &mut Conn, seq: u64, front: bool, p: Payload) {
         if p.is_empty() {
             return;
         }
@@ -1125,7 +1132,7 @@ impl Server {
                 });
                 return;
             }
-            self.out.event(ServerEvent::ResponseDone { id });
+            self.out.event_passing(ServerEvent::ResponseDone { id });
             if !done.keep_alive {
                 // Nothing goes out after a response that ends the
                 // connection; later answers are aborted below.
@@ -1145,10 +1152,10 @@ impl Server {
                 idle = true;
             }
         }
-        if idle && self.conns.len() == 1 && self.out.buf.is_empty() {
+        if idle && self.conns.len() == 1 {
             // A machine per connection (a driver's factory) keeps no
             // encode block while its one connection waits.
-            self.out.buf = BytesMut::new();
+            self.out.release_buf();
         }
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -1246,7 +1253,7 @@ impl Server {
             return;
         };
         let reason = head::reason_phrase(status);
-        let buf = &mut self.out.buf;
+        let buf = self.out.scratch();
         head::write_status_line(buf, Version::Http11, status, reason);
         if let Some(d) = date {
             buf.put_slice(&d);
@@ -1473,7 +1480,7 @@ impl Server {
             _ if !keep_alive => Read::Done,
             _ => Read::Head,
         };
-        self.out.event(ServerEvent::Request(Request {
+        self.out.event_passing(ServerEvent::Request(Request {
             id,
             head,
             body,
@@ -1668,6 +1675,7 @@ impl Machine for Server {
                 }
             }
             Input::Closed { conn } => {
+                self.out.forget(conn);
                 if let Some(c) = self.conns.remove(&conn) {
                     if let Some(t) = c.timer {
                         self.timers.remove(&(t, conn));
@@ -1728,8 +1736,8 @@ impl Machine for Server {
     }
 
     fn poll_output(&mut self) -> Output<ServerEvent> {
-        if !self.out.is_empty() {
-            return self.out.pop_or_wait(None);
+        if let Some(o) = self.out.pop() {
+            return o;
         }
         self.retime();
         Output::Wait {

@@ -818,3 +818,37 @@ fn status_and_date_lines_follow_each_response() {
         "{text}"
     );
 }
+
+#[test]
+fn a_pipelined_batch_leaves_as_one_payload_in_order() {
+    const D: ConnId = ConnId(2);
+    let mut s = sim();
+    s.accept(D);
+    s.data(C, b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n\r\n");
+    s.data(D, b"GET /d HTTP/1.1\r\nHost: h\r\n\r\n");
+    s.take_outbox();
+    let reqs = requests(&s);
+    // C's answers in order, one of D's in the middle of them, then the
+    // last of C's with Connection: close.
+    let r = |s: &mut Sim<Server>, i: usize, h: &[(&str, &str)]| {
+        let (id, t) = reqs[i].clone();
+        s.machine
+            .respond_full(id, 200, h, Bytes::from(t.into_bytes()))
+            .unwrap();
+    };
+    r(&mut s, 0, &[]);
+    r(&mut s, 1, &[]);
+    r(&mut s, 3, &[]);
+    r(&mut s, 2, &[("Connection", "close")]);
+    s.drain();
+    let out = s.take_outbox();
+    let conns: Vec<ConnId> = out.iter().map(|(c, _)| *c).collect();
+    // /1 and /2 wait together; D's answer sends them first; /3 follows.
+    assert_eq!(conns, [C, D, C], "{out:?}");
+    assert_eq!(bodies(&s.sent_text(C)), ["/1", "/2", "/3"]);
+    assert_eq!(bodies(&s.sent_text(D)), ["/d"]);
+    assert!(s.sent_text(C).contains("Connection: close\r\n"));
+    // The close comes after the last bytes, and D stays open.
+    assert!(s.closes.iter().any(|(c, _)| *c == C));
+    assert!(!s.closes.iter().any(|(c, _)| *c == D));
+}

@@ -1,0 +1,109 @@
+//! The server's output queue, which lets the responses of a pipelined
+//! batch leave as one `Transmit`.
+//!
+//! Response bytes for the front response of one connection may wait at the
+//! end of the encode buffer (`pending`) instead of being split off at once:
+//! the next front response of the same connection is encoded right after
+//! them, and sixteen pipelined answers become one payload (one output, one
+//! chunk in the driver's queue, one iovec). Anything else queued first
+//! sends what waits, so outputs keep their order; only the events that say
+//! nothing about the connection's bytes (a new request, a response done)
+//! may be queued past them.
+
+use bytes::BytesMut;
+use twill_core::queue::reserve_block;
+use twill_core::{Close, ConnId, OutQueue, Output};
+
+use crate::server::ServerEvent;
+
+/// An [`OutQueue`] with bytes that may wait for one connection.
+#[derive(Debug, Default)]
+pub(crate) struct Out {
+    q: OutQueue<ServerEvent>,
+    /// The connection whose bytes fill the unsplit part of `q.buf`; with
+    /// `None`, that part is empty.
+    pending: Option<ConnId>,
+}
+
+impl Out {
+    /// Queues the bytes that wait.
+    pub(crate) fn flush(&mut self) {
+        if let Some(conn) = self.pending.take() {
+            self.q.transmit_buf(conn);
+        }
+    }
+
+    /// Queues any output, after what waits.
+    pub(crate) fn push(&mut self, out: Output<ServerEvent>) {
+        self.flush();
+        self.q.push(out);
+    }
+
+    /// Queues an event, after what waits.
+    pub(crate) fn event(&mut self, e: ServerEvent) {
+        self.flush();
+        self.q.event(e);
+    }
+
+    /// Queues an event that says nothing about bytes on the wire (a new
+    /// request, a response done), letting waiting bytes stay.
+    pub(crate) fn event_passing(&mut self, e: ServerEvent) {
+        self.q.event(e);
+    }
+
+    /// Queues a close, after what waits.
+    pub(crate) fn close(&mut self, conn: ConnId, how: Close) {
+        self.flush();
+        self.q.close(conn, how);
+    }
+
+    /// The encode buffer for bytes the caller splits off at once.
+    pub(crate) fn scratch(&mut self) -> &mut BytesMut {
+        self.flush();
+        &mut self.q.buf
+    }
+
+    /// The encode buffer for bytes of `conn` that may wait (the front
+    /// response's), with room for `n` more.
+    pub(crate) fn append_for(&mut self, conn: ConnId, n: usize) -> &mut BytesMut {
+        if self.pending != Some(conn) {
+            self.flush();
+            self.pending = Some(conn);
+        }
+        reserve_block(&mut self.q.buf, n);
+        &mut self.q.buf
+    }
+
+    /// Queues what was encoded in [`scratch`](Self::scratch) for `conn`;
+    /// returns how many bytes.
+    pub(crate) fn transmit_buf(&mut self, conn: ConnId) -> usize {
+        self.flush();
+        self.q.transmit_buf(conn)
+    }
+
+    /// Drops what waits for a connection that is gone.
+    pub(crate) fn forget(&mut self, conn: ConnId) {
+        if self.pending == Some(conn) {
+            self.pending = None;
+            self.q.buf.clear();
+        }
+    }
+
+    /// Gives back the encode buffer's memory if nothing is in it.
+    pub(crate) fn release_buf(&mut self) {
+        if self.pending.is_none() && self.q.buf.is_empty() {
+            self.q.buf = BytesMut::new();
+        }
+    }
+
+    /// The next output; what waits goes once everything before it has.
+    pub(crate) fn pop(&mut self) -> Option<Output<ServerEvent>> {
+        if self.q.is_empty() {
+            self.flush();
+        }
+        match self.q.pop_or_wait(None) {
+            Output::Wait { .. } => None,
+            o => Some(o),
+        }
+    }
+}
