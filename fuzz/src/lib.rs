@@ -460,6 +460,26 @@ mod http {
             assert_eq!(again.target(), h.target());
             assert_eq!(again.version(), h.version());
             assert!(again.headers().iter().eq(h.headers().iter()));
+            // Lookups walk the head's lines: each name finds its first
+            // value, in any case, and the count is the fields'.
+            assert_eq!(h.headers().iter().count(), h.headers().len());
+            for (n, _) in h.headers().iter() {
+                let first = h.headers().iter().find(|(m, _)| m.eq_ignore_ascii_case(n));
+                assert_eq!(
+                    h.headers().get(&n.to_ascii_uppercase()),
+                    first.map(|(_, v)| v)
+                );
+            }
+            // The server's parse reads the same head and the summary a
+            // pass over its fields gives.
+            let mut buf = BytesMut::from(data);
+            let mut scan = HeadScanner::request();
+            let (h2, sum) =
+                twill_http::codec::head::decode_request_summarized(&mut buf, &mut scan, &LIMITS)
+                    .expect("parsed once")
+                    .expect("complete");
+            assert_eq!(h2, h);
+            assert_eq!(sum, twill_http::codec::framing::Summary::of(h.headers()));
             let _ = twill_http::codec::request_body(&h);
         }
     }
