@@ -618,11 +618,19 @@ impl Parts {
         // leaves out of the value; an empty value ends at its colon.
         let mut fields_crlf = true;
         let mut summary = Summary::NONE;
+        let at = base.as_ptr() as usize;
         for h in parsed {
-            let name = Span::of(base, h.name.as_bytes());
-            let value = Span::of(base, h.value);
-            fields_crlf &=
-                cr_after(base, (value.end as usize).max(name.end as usize + 1)).is_some();
+            // Where the value ends; a CR right there is the common case
+            // (httparse takes a CR only before an LF).
+            let end = (h.value.as_ptr() as usize + h.value.len()).wrapping_sub(at);
+            if base.get(end) != Some(&b'\r') {
+                // Trailing whitespace, or an empty value (which ends at
+                // its colon at the earliest): the careful look.
+                let name = Span::of(base, h.name.as_bytes());
+                let value = Span::of(base, h.value);
+                fields_crlf &=
+                    cr_after(base, (value.end as usize).max(name.end as usize + 1)).is_some();
+            }
             if SUM {
                 summary.add(h.name.as_bytes(), h.value);
             }
