@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 
-use twill_core::service::{Command, Gone, Ignore};
+use twill_core::service::{Command, Ignore};
 use twill_core::{
     Addr, ClientEndpoint, ConnId, Input, Machine, Now, Open, OpenError, Output, ServerEndpoint,
 };
@@ -211,7 +211,7 @@ impl<M: Machine + Send + 'static> Conn<M> {
                 conn.core.step();
                 let phase = conn.state().phase.clone();
                 match phase {
-                    Phase::Connecting => conn.core.wait(None).await,
+                    Phase::Connecting => conn.core.pause().await,
                     Phase::Failed(e) => {
                         return Err(conn
                             .core
@@ -283,7 +283,7 @@ impl<M: Machine + Send + 'static> Conn<M> {
         SlotHandle::new(self.slot, move |slot, f: Command<M>| {
             let f: Command<Hosted<M>> =
                 Box::new(move |h: &mut Hosted<M>| f(&mut h.cell.get_mut().machine));
-            tx.send(Ev::Call(slot, f)).map_err(|_| Gone)
+            tx.send(Ev::Call(slot, f))
         })
     }
 
@@ -337,7 +337,7 @@ impl<M: Machine + Send + 'static> Conn<M> {
                 }
                 _ => {}
             }
-            self.core.wait(None).await;
+            self.core.pause().await;
         }
     }
 
@@ -367,7 +367,7 @@ impl<M: Machine + Send + 'static> Conn<M> {
                     };
                 }
             }
-            self.core.wait(None).await;
+            self.core.pause().await;
         }
     }
 }

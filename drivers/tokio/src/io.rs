@@ -6,9 +6,10 @@ use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::Interest;
+use tokio::io::{AsyncRead, Interest, ReadBuf};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use twill_core::Addr;
 use twill_driver::{BindError, Bound, LocalAddr};
@@ -44,6 +45,19 @@ impl Stream {
 
     pub(crate) fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         both!(self, s => s.poll_write_ready(cx))
+    }
+
+    /// Reads into `buf` once readable. Unlike `poll_read_ready` and
+    /// `try_read`, a short read clears tokio's readiness (the socket is
+    /// drained), so the next call waits instead of reading `WouldBlock`.
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut rb = ReadBuf::new(buf);
+        let r = both!(self, s => Pin::new(s).poll_read(cx, &mut rb));
+        r.map_ok(|()| rb.filled().len())
     }
 
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {

@@ -2,24 +2,31 @@
 //! [`Engine`] and every socket of that engine's machines, and moves their
 //! bytes from a single task.
 //!
-//! Sockets are driven with tokio's readiness API (`poll_read_ready`,
-//! `try_read`, `try_write_vectored`, …) and a waker per socket: when tokio
-//! says a socket may be ready, the socket's waker puts its key on a
-//! [`ReadyList`] and wakes the task, which then serves only the sockets on
-//! the list. So a hub with thousands of connections costs O(ready) per
-//! wakeup, a factory connection is one task with no channel hops, and
-//! nothing is ever lost by cancellation: every byte read is handed to the
-//! engine synchronously, before the next `.await`, and every `.await` in
-//! [`Core::wait`] is a readiness or channel wait that can be dropped at
-//! any time (this is what makes `Conn::next_event` cancellation-safe).
+//! Sockets are driven with tokio's readiness API (`poll_read`,
+//! `poll_write_ready`, `try_write_vectored`, …) and a waker per socket:
+//! when tokio says a socket may be ready, the socket's waker puts its key
+//! on a [`ReadyList`] and wakes the task, which then serves only the
+//! sockets on the list. Messages from other tasks ([`Mailer`]) and a stop
+//! ([`Stopper`]) poke the same list, so an idle core waits on that one
+//! list and one long-lived alarm. So a hub with thousands of connections
+//! costs O(ready) per wakeup, a factory connection is one task with no
+//! channel hops, and nothing is ever lost by cancellation: every byte read
+//! is handed to the engine synchronously, before the next `.await`, and
+//! [`Core::wait`] only waits, taking nothing, so it can be dropped at any
+//! time (this is what makes `Conn::next_event` cancellation-safe).
+//!
+//! A serving turn ([`Core::step`]) reads the clock once, reads a socket
+//! until a short read says it is drained, and writes what that input made
+//! the machine say in the same turn, in one write.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::unix::fs::FileExt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -92,14 +99,17 @@ fn would_block(e: &io::Error) -> bool {
 // ---- the ready list ------------------------------------------------------
 
 /// Keys of sockets tokio says may be ready, and the task to wake.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct ReadyList {
     inner: Mutex<ReadyInner>,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct ReadyInner {
     keys: Vec<Key>,
+    /// Something besides a socket wants the task: a message in the
+    /// mailbox, or a stop.
+    poked: bool,
     task: Option<Waker>,
 }
 
@@ -119,18 +129,35 @@ impl ReadyList {
         }
     }
 
-    fn take_into(&self, out: &mut Vec<Key>) {
-        out.append(&mut self.lock().keys);
+    /// Wakes the task without naming a socket.
+    pub(crate) fn poke(&self) {
+        let task = {
+            let mut g = self.lock();
+            g.poked = true;
+            g.task.take()
+        };
+        if let Some(t) = task {
+            t.wake();
+        }
+    }
+
+    /// Moves the ready keys to `out`; returns whether the list was poked.
+    fn take_into(&self, out: &mut Vec<Key>) -> bool {
+        let mut g = self.lock();
+        out.append(&mut g.keys);
+        std::mem::take(&mut g.poked)
     }
 
     fn is_empty(&self) -> bool {
-        self.lock().keys.is_empty()
+        let g = self.lock();
+        g.keys.is_empty() && !g.poked
     }
 
-    /// Ready once a key is on the list. Stateless, so cancellation-safe.
+    /// Ready once a key is on the list or it was poked. Stateless, so
+    /// cancellation-safe.
     fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut g = self.lock();
-        if !g.keys.is_empty() {
+        if !g.keys.is_empty() || g.poked {
             return Poll::Ready(());
         }
         if !g.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
@@ -161,25 +188,73 @@ impl Wake for SockWaker {
 /// Stops a server from any thread (a service's `Action::Stop`, the CLI's
 /// Ctrl-C, `Running::stop`).
 #[derive(Clone, Debug)]
-pub struct Stopper(Arc<watch::Sender<bool>>);
+pub struct Stopper(Arc<StopShared>);
+
+#[derive(Debug)]
+struct StopShared {
+    /// For the tasks that `select!` on a stop (acceptors, the server).
+    tx: watch::Sender<bool>,
+    stopped: AtomicBool,
+    /// The ready lists of the cores running now: a stop pokes each, so a
+    /// core's idle wait needs no stop future of its own (registering one
+    /// per wait cost a lock and a waker clone every time).
+    cores: Mutex<slab::Slab<Arc<ReadyList>>>,
+}
 
 impl Stopper {
     pub(crate) fn new() -> Stopper {
-        Stopper(Arc::new(watch::channel(false).0))
+        Stopper(Arc::new(StopShared {
+            tx: watch::channel(false).0,
+            stopped: AtomicBool::new(false),
+            cores: Mutex::new(slab::Slab::new()),
+        }))
     }
 
     /// Asks the server to stop: listeners close, connections are aborted.
     pub fn stop(&self) {
-        self.0.send_replace(true);
+        // The flag first: a core enlisting from now on sees it.
+        self.0.stopped.store(true, Ordering::SeqCst);
+        self.0.tx.send_replace(true);
+        let cores = self.0.cores.lock().unwrap_or_else(PoisonError::into_inner);
+        for (_, ready) in cores.iter() {
+            ready.poke();
+        }
     }
 
     /// Whether [`Stopper::stop`] was called.
     pub fn is_stopped(&self) -> bool {
-        *self.0.borrow()
+        self.0.stopped.load(Ordering::SeqCst)
     }
 
     pub(crate) fn subscribe(&self) -> watch::Receiver<bool> {
-        self.0.subscribe()
+        self.0.tx.subscribe()
+    }
+
+    /// Has a core's ready list poked on a stop, while the guard lives.
+    fn enlist(&self, ready: Arc<ReadyList>) -> Enlisted {
+        let mut cores = self.0.cores.lock().unwrap_or_else(PoisonError::into_inner);
+        Enlisted {
+            stopper: self.clone(),
+            index: cores.insert(ready),
+        }
+    }
+}
+
+/// A core's place on its stopper's list.
+pub(crate) struct Enlisted {
+    stopper: Stopper,
+    index: usize,
+}
+
+impl Drop for Enlisted {
+    fn drop(&mut self) {
+        let mut cores = self
+            .stopper
+            .0
+            .cores
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        cores.try_remove(self.index);
     }
 }
 
@@ -233,6 +308,32 @@ pub(crate) enum Ev<M, D> {
     Done(SlotId, D),
     /// A connect started for `Open` finished.
     Connected(Key, io::Result<Stream>),
+}
+
+/// Sends messages to a core's task: the channel carries them, the ready
+/// list wakes the task (so its idle wait polls one thing, not a channel
+/// too).
+pub(crate) struct Mailer<M, D> {
+    tx: mpsc::UnboundedSender<Ev<M, D>>,
+    ready: Arc<ReadyList>,
+}
+
+impl<M, D> Clone for Mailer<M, D> {
+    fn clone(&self) -> Self {
+        Mailer {
+            tx: self.tx.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+}
+
+impl<M, D> Mailer<M, D> {
+    /// Posts `ev`; `Gone` once the core is dropped.
+    pub(crate) fn send(&self, ev: Ev<M, D>) -> Result<(), Gone> {
+        self.tx.send(ev).map_err(|_| Gone)?;
+        self.ready.poke();
+        Ok(())
+    }
 }
 
 /// A stream's queued output, written in order.
@@ -328,6 +429,12 @@ impl StreamSock {
                 }
                 self.io.try_write(&tmp[..got])
             }
+            Some(Chunk::Bytes(b)) if !matches!(self.out.chunks.get(1), Some(Chunk::Bytes(_))) => {
+                // One slice (a reply line, a response): a plain write, no
+                // vector to fill.
+                let skip = usize::try_from(self.out.front_done).unwrap_or(usize::MAX);
+                self.io.try_write(b.get(skip..).unwrap_or_default())
+            }
             Some(Chunk::Bytes(_)) => {
                 let mut iov = [IoSlice::new(&[]); MAX_IOV];
                 let mut n = 0;
@@ -403,8 +510,19 @@ pub(crate) struct Core<M: Machine, S: Service<M>> {
     /// to write, reading switched back on, a turn's budget used up).
     local_ready: Vec<Key>,
     scratch: Vec<Key>,
-    tx: mpsc::UnboundedSender<Ev<M, S::Done>>,
+    mail: Mailer<M, S::Done>,
     rx: mpsc::UnboundedReceiver<Ev<M, S::Done>>,
+    /// The clock read once per [`Core::step`]: every event of a turn
+    /// happens "now" (as on the mio driver), not a clock read each.
+    turn_now: Option<Now>,
+    /// The timer of the idle wait, kept from wait to wait: re-armed only
+    /// for an earlier deadline (a later one lets it fire early once), so
+    /// a deadline moved forward on every request costs no timer-wheel
+    /// lock.
+    alarm: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed: Option<tokio::time::Instant>,
+    /// The last step left messages in the channel.
+    mail_left: bool,
     stop: Option<Stopper>,
     /// The server-wide cap of a factory server (whose per-connection
     /// engines each count only their own connections).
@@ -427,16 +545,24 @@ where
     /// triggers.
     pub(crate) fn new(engine: Engine<M, S>, stop: Option<Stopper>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        let ready = Arc::new(ReadyList::default());
         Core {
             engine,
             clock: SystemClock::new(),
             socks: twill_driver::IdMap::default(),
             pending: HashMap::new(),
-            ready: Arc::new(ReadyList::default()),
+            mail: Mailer {
+                tx,
+                ready: ready.clone(),
+            },
+            ready,
             local_ready: Vec::new(),
             scratch: Vec::new(),
-            tx,
             rx,
+            turn_now: None,
+            alarm: None,
+            armed: None,
+            mail_left: false,
             stop,
             cap: None,
             reads_paused: false,
@@ -446,7 +572,18 @@ where
     }
 
     pub(crate) fn now(&self) -> Now {
-        self.clock.now()
+        self.turn_now.unwrap_or_else(|| self.clock.now())
+    }
+
+    /// Puts this core on its stopper's list (a stop wakes it) while the
+    /// guard lives.
+    pub(crate) fn enlist(&self) -> Option<Enlisted> {
+        self.stop.as_ref().map(|s| s.enlist(self.ready.clone()))
+    }
+
+    /// Whether the server this core belongs to is stopping.
+    pub(crate) fn stop_requested(&self) -> bool {
+        self.stop.as_ref().is_some_and(Stopper::is_stopped)
     }
 
     /// Counts this core's streams under a server-wide cap too.
@@ -465,15 +602,13 @@ where
 
     /// A handle whose commands run on this core's task.
     pub(crate) fn slot_handle(&self, slot: SlotId) -> SlotHandle<M> {
-        let tx = self.tx.clone();
-        SlotHandle::new(slot, move |slot, f| {
-            tx.send(Ev::Call(slot, f)).map_err(|_| Gone)
-        })
+        let mail = self.mail.clone();
+        SlotHandle::new(slot, move |slot, f| mail.send(Ev::Call(slot, f)))
     }
 
     /// A sender for commands wrapped by the caller (the `Conn` handle).
-    pub(crate) fn sender(&self) -> mpsc::UnboundedSender<Ev<M, S::Done>> {
-        self.tx.clone()
+    pub(crate) fn sender(&self) -> Mailer<M, S::Done> {
+        self.mail.clone()
     }
 
     fn waker(&self, key: Key) -> Waker {
@@ -572,7 +707,7 @@ where
             self.engine.open_failed(key, OpenError::Limit, now);
             return;
         };
-        let tx = self.tx.clone();
+        let tx = self.mail.clone();
         let task = match how {
             Open::Connect {
                 host,
@@ -605,22 +740,30 @@ where
     /// other tasks, due timers, the engine's actions and one turn of the
     /// ready sockets.
     pub(crate) fn step(&mut self) {
-        for _ in 0..EVENTS_PER_TURN {
-            match self.rx.try_recv() {
-                Ok(ev) => self.handle_ev(ev),
-                Err(_) => break,
-            }
-        }
-        if let Some(d) = self.engine.next_deadline() {
-            let now = self.now();
-            if d <= now.mono {
-                self.engine.timeout(now);
-            }
-        }
-        self.apply_actions();
+        let now = self.clock.now();
+        self.turn_now = Some(now);
         let mut keys = std::mem::take(&mut self.scratch);
         keys.append(&mut self.local_ready);
-        self.ready.take_into(&mut keys);
+        let poked = self.ready.take_into(&mut keys);
+        if poked || self.mail_left {
+            self.mail_left = false;
+            for _ in 0..EVENTS_PER_TURN {
+                match self.rx.try_recv() {
+                    Ok(ev) => self.handle_ev(ev),
+                    Err(_) => return self.serve(keys, now),
+                }
+            }
+            self.mail_left = true;
+        }
+        self.serve(keys, now);
+    }
+
+    /// The rest of a [`Core::step`]: timers, actions, the ready sockets,
+    /// and the timers their input made due (an HTTP server restarts its
+    /// idle timers "now" after each request).
+    fn serve(&mut self, mut keys: Vec<Key>, now: Now) {
+        self.fire_timers(now);
+        self.apply_actions();
         keys.sort_unstable();
         keys.dedup();
         for &key in &keys {
@@ -629,45 +772,76 @@ where
         }
         keys.clear();
         self.scratch = keys;
+        self.fire_timers(now);
+        self.apply_actions();
+        self.turn_now = None;
     }
 
-    fn has_work(&self) -> bool {
-        !self.local_ready.is_empty() || self.engine.has_actions() || !self.ready.is_empty()
-    }
-
-    /// Waits until there may be something for [`Core::step`] to do (or
-    /// `stop` changes). Every branch is cancellation-safe; a message
-    /// received is handled before returning.
-    pub(crate) async fn wait(&mut self, stop: Option<&mut watch::Receiver<bool>>) {
-        if self.has_work() {
-            // Busy: let the scheduler run others when our budget is spent
-            // (tokio's own resources answer Pending then, so without this
-            // a busy core would spin).
-            tokio::task::consume_budget().await;
-            return;
+    fn fire_timers(&mut self, now: Now) {
+        if self.engine.next_deadline().is_some_and(|d| d <= now.mono) {
+            self.engine.timeout(now);
         }
-        let deadline = self
-            .engine
-            .next_deadline()
-            .map(|d| tokio::time::Instant::from_std(self.clock.to_std(d)));
-        let ready = self.ready.clone();
-        let stop_changed = async {
-            match stop {
-                Some(rx) => {
-                    let _ = rx.changed().await;
-                }
-                None => std::future::pending::<()>().await,
+    }
+
+    /// Whether [`Core::step`] has more to do right away.
+    pub(crate) fn has_work(&self) -> bool {
+        self.mail_left
+            || !self.local_ready.is_empty()
+            || self.engine.has_actions()
+            || !self.ready.is_empty()
+    }
+
+    /// Waits for the next step: at once if there is work (after the
+    /// task's cooperative budget allows, so a busy core does not starve
+    /// the others of a thread), otherwise until there may be some.
+    /// Cancellation-safe.
+    pub(crate) async fn pause(&mut self) {
+        if self.has_work() {
+            tokio::task::consume_budget().await;
+        } else {
+            self.wait().await;
+        }
+    }
+
+    /// Waits until a socket may be ready, a message or stop arrives, or
+    /// the next timer is due. One poll of one list (plus the alarm) per
+    /// wait: sockets, mail and stops all report through the ready list.
+    /// Cancellation-safe: nothing is taken here, only waited for.
+    pub(crate) async fn wait(&mut self) {
+        poll_fn(|cx| {
+            if self.ready.poll_wait(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            self.poll_alarm(cx)
+        })
+        .await;
+    }
+
+    fn poll_alarm(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(d) = self.engine.next_deadline() else {
+            // An alarm still set may go off once; the step it causes finds
+            // nothing due.
+            return Poll::Pending;
+        };
+        let d = tokio::time::Instant::from_std(self.clock.to_std(d));
+        let alarm = match (&mut self.alarm, self.armed) {
+            (Some(alarm), Some(armed)) if armed <= d => alarm,
+            (Some(alarm), _) => {
+                alarm.as_mut().reset(d);
+                self.armed = Some(d);
+                alarm
+            }
+            (alarm @ None, _) => {
+                self.armed = Some(d);
+                alarm.insert(Box::pin(tokio::time::sleep_until(d)))
             }
         };
-        tokio::select! {
-            ev = self.rx.recv() => {
-                if let Some(ev) = ev {
-                    self.handle_ev(ev);
-                }
+        match alarm.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                self.armed = None;
+                Poll::Ready(())
             }
-            () = poll_fn(|cx| ready.poll_wait(cx)) => {}
-            () = sleep_until(deadline), if deadline.is_some() => {}
-            () = stop_changed => {}
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -787,7 +961,7 @@ where
                 }
                 Action::Shutdown { key, how } => self.shutdown(key, how),
                 Action::Spawn { slot, work } => {
-                    let tx = self.tx.clone();
+                    let tx = self.mail.clone();
                     tokio::task::spawn_blocking(move || {
                         let done = work();
                         let _ = tx.send(Ev::Done(slot, done));
@@ -941,43 +1115,51 @@ where
         if !self.flush_stream(key) {
             return;
         }
-        for _ in 0..READS_PER_TURN {
+        let now = self.now();
+        let mut reads = 0;
+        loop {
             let Some(Sock::Stream(s)) = self.socks.get_mut(&key) else {
                 return;
             };
             if s.eof || self.reads_paused || !self.engine.wants_read(key) {
-                return;
+                break;
             }
-            let mut cx = Context::from_waker(&s.waker);
-            match s.io.poll_read_ready(&mut cx) {
-                Poll::Pending => return,
-                Poll::Ready(Err(e)) => return self.reset(key, e),
-                Poll::Ready(Ok(())) => {}
+            if reads == READS_PER_TURN {
+                // Budget spent with more to read, maybe: come back next
+                // turn.
+                self.local_ready.push(key);
+                break;
             }
-            let now = self.clock.now();
+            reads += 1;
             let engine = &mut self.engine;
+            let mut cx = Context::from_waker(&s.waker);
             // Handed to the engine before anything can await: no byte read
-            // is ever held by a future.
-            let r = with_read_buf(|buf| match s.io.try_read(buf) {
-                Ok(0) => {
+            // is ever held by a future. A short read tells tokio the
+            // socket is drained, which saves the read that would only say
+            // `WouldBlock`.
+            let r = with_read_buf(|buf| match s.io.poll_read(&mut cx, buf) {
+                Poll::Pending => Ok(false),
+                Poll::Ready(Ok(0)) => {
                     s.eof = true;
                     engine.eof(key, true, now);
-                    Ok(())
+                    Ok(true)
                 }
-                Ok(n) => {
+                Poll::Ready(Ok(n)) => {
                     engine.data(key, &buf[..n], now);
-                    Ok(())
+                    Ok(true)
                 }
-                Err(e) => Err(e),
+                Poll::Ready(Err(e)) => Err(e),
             });
             match r {
-                Ok(()) => self.apply_actions(),
+                Ok(true) => self.apply_actions(),
+                Ok(false) => break,
                 Err(e) if would_block(&e) => {}
                 Err(e) => return self.reset(key, e),
             }
         }
-        // Budget spent with more to read, maybe: come back next turn.
-        self.local_ready.push(key);
+        // What the input made the machine say goes out now, in one write
+        // with whatever else is queued, rather than a turn later.
+        self.flush_stream(key);
     }
 
     /// Writes what is queued; carries out a close waiting for the flush.
@@ -1021,7 +1203,7 @@ where
                 }
                 Ok(n) => {
                     s.out.advance(n as u64);
-                    let now = self.clock.now();
+                    let now = self.now();
                     self.engine.sent(key, n, now);
                     self.apply_actions();
                 }
@@ -1121,6 +1303,7 @@ where
                 }
             }
         }
+        let now = self.now();
         for _ in 0..DGRAMS_PER_TURN {
             let Some(Sock::Udp(u)) = self.socks.get_mut(&key) else {
                 return;
@@ -1137,7 +1320,6 @@ where
                 }
                 Poll::Ready(Ok(())) => {}
             }
-            let now = self.clock.now();
             let engine = &mut self.engine;
             let (io, local) = (&u.io, u.local);
             let r = with_read_buf(|buf| {
@@ -1169,13 +1351,6 @@ impl<M: Machine, S: Service<M>> Drop for Core<M, S> {
         for p in self.pending.values() {
             p.task.abort();
         }
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -15,7 +15,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use twill_core::{Machine, Service};
 use twill_driver::engine::{Engine, EngineConfig, Mode};
 use twill_driver::{net, BindError, LocalAddr, Running, ServeOptions, SlotHandle};
@@ -111,11 +111,10 @@ where
                     }
                 }
             }
-            let stop = stopper.subscribe();
             let guard = StopOnDrop(stopper.clone());
             let task: Task = Box::pin(async move {
                 let _guard = guard;
-                let r = tokio::spawn(run_core(core, stop, false)).await;
+                let r = tokio::spawn(run_core(core, false)).await;
                 remove_socket_files(&paths);
                 r.map_err(|e| io::Error::other(format!("the hub task failed: {e}")))
             });
@@ -154,10 +153,9 @@ where
                             );
                             core.set_cap(cap.clone());
                             core.add_udp(u);
-                            let stop = stopper2.subscribe();
                             let alive = alive.clone();
                             tokio::spawn(async move {
-                                run_core(core, stop, false).await;
+                                run_core(core, false).await;
                                 drop(alive);
                             });
                         }
@@ -211,26 +209,36 @@ where
 
 /// Runs a core until a stop (or, with `until_idle`, until its machines are
 /// all gone: a factory connection's task ends with its connection).
-pub(crate) async fn run_core<M, S>(
-    mut core: Core<M, S>,
-    mut stop: watch::Receiver<bool>,
-    until_idle: bool,
-) where
+///
+/// Outside tokio's cooperative budget: a hub serving a thousand sockets
+/// in one step would otherwise see every socket past the budget's 128th
+/// answer "not ready" (and be queued again), turning one step into many.
+/// The core yields by itself instead, after every busy step.
+pub(crate) async fn run_core<M, S>(mut core: Core<M, S>, until_idle: bool)
+where
     M: Machine + Send + 'static,
     S: Service<M>,
     S::Done: Send + 'static,
 {
-    loop {
-        if stop_requested(&stop) {
-            core.stop_all();
-            return;
+    tokio::task::unconstrained(async move {
+        let _enlisted = core.enlist();
+        loop {
+            if core.stop_requested() {
+                core.stop_all();
+                return;
+            }
+            core.step();
+            if until_idle && core.engine.machines() == 0 {
+                return;
+            }
+            if core.has_work() {
+                tokio::task::yield_now().await;
+            } else {
+                core.wait().await;
+            }
         }
-        core.step();
-        if until_idle && core.engine.machines() == 0 {
-            return;
-        }
-        core.wait(Some(&mut stop)).await;
-    }
+    })
+    .await
 }
 
 /// Accepts on one endpoint listener of a factory server.
@@ -290,11 +298,10 @@ where
             listener = core.engine.new_key();
             core.engine.add_listener(listener);
         }
-        let stop = self.stopper.subscribe();
         let alive = self.alive.clone();
         async move {
             core.add_accepted(listener, stream, Some(guard));
-            run_core(core, stop, true).await;
+            run_core(core, true).await;
             drop(alive);
         }
     }
