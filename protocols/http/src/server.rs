@@ -380,6 +380,11 @@ pub struct Server {
     /// Connections whose deadline may have changed since the last `Wait`.
     touched: Vec<ConnId>,
     now: Now,
+    /// `now` is the present: an input or timeout came and the driver has
+    /// not yet been told `Wait`, so commands run inside its drain. After a
+    /// `Wait`, a command (from a timer or finished blocking work) comes at
+    /// an unknown later time.
+    fresh: bool,
     date_secs: i64,
     /// The `Date` field line, `Date: …\r\n`.
     date: [u8; DATE_LINE],
@@ -407,6 +412,7 @@ impl Server {
             timers: BTreeSet::new(),
             touched: Vec::new(),
             now: Now::default(),
+            fresh: false,
             date_secs: i64::MIN,
             date: [b' '; DATE_LINE],
             prefix: BytesMut::new(),
@@ -977,8 +983,11 @@ impl Server {
         if c.paused_body {
             c.paused_body = false;
             // The body timeout starts afresh from the resume, whose time
-            // the next input or timeout tells.
+            // the next input or timeout tells (or `now`, inside a drain).
             c.restamp = true;
+            if self.fresh {
+                c.stamp(self.now.mono);
+            }
             self.wake(id.conn);
         }
         Ok(())
@@ -1141,10 +1150,14 @@ impl Server {
                 break;
             }
             if c.inflight.is_empty() {
-                // The idle (or header) timeout starts now, but a command's
-                // idea of "now" is the last input's: restamp at the next
-                // input or timeout.
+                // The idle (or header) timeout starts now. Inside the
+                // drain of an input that is `self.now`; otherwise a
+                // command's idea of "now" is the last input's: restamp at
+                // the next input or timeout.
                 c.restamp = true;
+                if self.fresh {
+                    c.stamp(self.now.mono);
+                }
                 if c.buf.is_empty() && c.buf.capacity() > IDLE_BUF {
                     // An idle keep-alive connection keeps no large buffer.
                     c.buf = BytesMut::new();
@@ -1493,19 +1506,26 @@ impl Server {
     /// Brings the timer index up to date for the connections touched.
     fn retime(&mut self) {
         while let Some(conn) = self.touched.pop() {
-            let Some(c) = self.conns.get(&conn) else {
+            let Some(c) = self.conns.get_mut(&conn) else {
                 continue;
             };
             let new = Self::deadline_of(&self.cfg, self.now.mono, c);
-            let old = c.timer;
-            if new != old {
-                if let Some(t) = old {
-                    self.timers.remove(&(t, conn));
-                }
-                if let Some(t) = new {
-                    self.timers.insert((t, conn));
-                }
-                if let Some(c) = self.conns.get_mut(&conn) {
+            match (c.timer, new) {
+                // An entry no later than the deadline stays: when it fires
+                // the connection's deadline is looked at again. Deadlines
+                // mostly move later (each request restarts the idle
+                // timeout, and none runs while a request is answered), and
+                // moving the entry would cost a removal and an insertion
+                // per request.
+                (Some(old), Some(new)) if old <= new => {}
+                (Some(_), None) => {}
+                (old, new) => {
+                    if let Some(t) = old {
+                        self.timers.remove(&(t, conn));
+                    }
+                    if let Some(t) = new {
+                        self.timers.insert((t, conn));
+                    }
                     c.timer = new;
                 }
             }
@@ -1582,6 +1602,7 @@ impl Machine for Server {
     /// Never fails: a peer's violation is an event and a close.
     fn handle_input(&mut self, now: Now, input: Input<'_>) -> Result<usize, Error> {
         self.now = now;
+        self.fresh = true;
         touch(&mut self.touched, input.conn());
         if let Some(c) = self.conns.get_mut(&input.conn()) {
             c.stamp(now.mono);
@@ -1699,6 +1720,7 @@ impl Machine for Server {
 
     fn handle_timeout(&mut self, now: Now) {
         self.now = now;
+        self.fresh = true;
         self.retime();
         while let Some(&(t, conn)) = self.timers.first() {
             if t > now.mono {
@@ -1740,6 +1762,7 @@ impl Machine for Server {
             return o;
         }
         self.retime();
+        self.fresh = false;
         Output::Wait {
             deadline: self.timers.first().map(|(t, _)| *t),
         }
