@@ -902,6 +902,11 @@ fn write_queue(
                     r => r,
                 }
             }
+            Some(Chunk::Bytes(b)) if !matches!(queue.get(1), Some(Chunk::Bytes(_))) => {
+                // One chunk (a reply, or a pipelined batch of them): a
+                // plain write, with no iovec array to fill.
+                io.write(&b[(*head as usize).min(b.len())..])
+            }
             Some(Chunk::Bytes(_)) => {
                 let mut iov = [IoSlice::new(&[]); MAX_IOV];
                 let mut n = 0;
