@@ -23,6 +23,8 @@ pub(crate) struct Out {
     /// The connection whose bytes fill the unsplit part of `q.buf`; with
     /// `None`, that part is empty.
     pending: Option<ConnId>,
+    /// Give the encode buffer's memory back once what waits is queued.
+    release: bool,
 }
 
 impl Out {
@@ -30,6 +32,10 @@ impl Out {
     pub(crate) fn flush(&mut self) {
         if let Some(conn) = self.pending.take() {
             self.q.transmit_buf(conn);
+        }
+        if self.release {
+            self.release = false;
+            self.q.buf = BytesMut::new();
         }
     }
 
@@ -89,9 +95,12 @@ impl Out {
         }
     }
 
-    /// Gives back the encode buffer's memory if nothing is in it.
+    /// Gives back the encode buffer's memory, now or (if bytes wait in
+    /// it) once they are queued.
     pub(crate) fn release_buf(&mut self) {
-        if self.pending.is_none() && self.q.buf.is_empty() {
+        if self.pending.is_some() {
+            self.release = true;
+        } else if self.q.buf.is_empty() {
             self.q.buf = BytesMut::new();
         }
     }
@@ -105,5 +114,50 @@ impl Out {
             Output::Wait { .. } => None,
             o => Some(o),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::BufMut;
+
+    /// Bytes of one connection wait and leave as one payload; another
+    /// connection's bytes or any other output sends them first; a release
+    /// asked for while bytes wait happens once they are queued.
+    #[test]
+    fn waiting_bytes_keep_their_order_and_release_after() {
+        let (a, b) = (ConnId(1), ConnId(2));
+        let mut out = Out::default();
+        out.append_for(a, 4).put_slice(b"a1");
+        out.append_for(a, 4).put_slice(b"a2");
+        out.event_passing(ServerEvent::ResponseDone {
+            id: crate::RequestId::new(a, 0),
+        });
+        out.append_for(b, 4).put_slice(b"b1");
+        out.release_buf();
+        assert!(out.q.buf.capacity() > 0, "released while bytes wait");
+        out.close(b, Close::Graceful);
+        assert_eq!(out.q.buf.capacity(), 0, "not released once queued");
+        let mut seen = Vec::new();
+        while let Some(o) = out.pop() {
+            seen.push(match o {
+                Output::Transmit { conn, payload } => format!("{conn:?} {payload:?}"),
+                Output::Event(_) => "event".into(),
+                Output::Close { conn, .. } => format!("close {conn:?}"),
+                _ => "other".into(),
+            });
+        }
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert_eq!(seen[0], "event");
+        assert!(
+            seen[1].starts_with("ConnId(1)") && seen[1].contains("a1a2"),
+            "{seen:?}"
+        );
+        assert!(
+            seen[2].starts_with("ConnId(2)") && seen[2].contains("b1"),
+            "{seen:?}"
+        );
+        assert_eq!(seen[3], "close ConnId(2)");
     }
 }
