@@ -183,6 +183,23 @@ where
     })
 }
 
+/// The runtime [`spawn`] serves `mode` on.
+fn runtime(mode: Mode) -> io::Result<tokio::runtime::Runtime> {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let workers = cpus.min(2);
+    if mode == Mode::Hub || workers == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .thread_name("twill-tokio-worker")
+            .enable_all()
+            .build()
+    }
+}
+
 /// Stops the server when the future of [`Server::run`] is dropped (or a
 /// server that never ran): its tasks must not outlive it unseen.
 struct StopOnDrop(Stopper);
@@ -307,9 +324,15 @@ where
     }
 }
 
-/// Serves `opts` on a multi-threaded runtime of its own (two workers) on a
-/// new thread, after binding every endpoint (errors return at once).
-/// The uniform entry point of every twill driver.
+/// Serves `opts` on a runtime of its own on a new thread, after binding
+/// every endpoint (errors return at once). The uniform entry point of
+/// every twill driver.
+///
+/// A factory server gets two workers (one per CPU the process may run on,
+/// when that is fewer), so its connections spread over them. A hub, whose
+/// one task serves everything, runs on the new thread alone: a second
+/// worker would only take socket events from the hub's thread and hand
+/// them back across, and steal CPU time while it searched for work.
 pub fn spawn<M, S, F>(opts: ServeOptions, make: F) -> Result<Running<M>, BindError>
 where
     M: Machine + Send + 'static,
@@ -327,12 +350,7 @@ where
     let thread = std::thread::Builder::new()
         .name("twill-tokio".into())
         .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .thread_name("twill-tokio-worker")
-                .enable_all()
-                .build()
-            {
+            let rt = match runtime(opts.mode) {
                 Ok(rt) => rt,
                 Err(e) => {
                     let _ = tx.send(Err(BindError {
