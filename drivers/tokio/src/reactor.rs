@@ -63,6 +63,9 @@ const EVENTS_PER_TURN: usize = 256;
 const MAX_DGRAM_QUEUE: usize = 1024;
 /// Slices gathered into one vectored write.
 const MAX_IOV: usize = 64;
+/// A queue this short is written from a vector of this size (filling the
+/// 64 slots of the long one cost more than the write's bookkeeping).
+const FEW_IOV: usize = 4;
 /// `Open { Connect }` without a timeout gives up after this long.
 pub(crate) const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a gracefully closed socket keeps draining the peer's input,
@@ -435,25 +438,32 @@ impl StreamSock {
                 let skip = usize::try_from(self.out.front_done).unwrap_or(usize::MAX);
                 self.io.try_write(b.get(skip..).unwrap_or_default())
             }
-            Some(Chunk::Bytes(_)) => {
-                let mut iov = [IoSlice::new(&[]); MAX_IOV];
-                let mut n = 0;
-                for (i, c) in self.out.chunks.iter().enumerate() {
-                    let Chunk::Bytes(b) = c else { break };
-                    let skip = if i == 0 {
-                        self.out.front_done as usize
-                    } else {
-                        0
-                    };
-                    iov[n] = IoSlice::new(&b[skip.min(b.len())..]);
-                    n += 1;
-                    if n == MAX_IOV {
-                        break;
-                    }
-                }
-                self.io.try_write_vectored(&iov[..n])
+            // A head and a body, a few lines: a short vector to fill.
+            Some(Chunk::Bytes(_)) if self.out.chunks.len() <= FEW_IOV => {
+                self.write_gathered::<FEW_IOV>()
+            }
+            Some(Chunk::Bytes(_)) => self.write_gathered::<MAX_IOV>(),
+        }
+    }
+
+    /// One vectored write of the leading in-memory chunks, at most `N`.
+    fn write_gathered<const N: usize>(&self) -> io::Result<usize> {
+        let mut iov = [IoSlice::new(&[]); N];
+        let mut n = 0;
+        for (i, c) in self.out.chunks.iter().enumerate() {
+            let Chunk::Bytes(b) = c else { break };
+            let skip = if i == 0 {
+                self.out.front_done as usize
+            } else {
+                0
+            };
+            iov[n] = IoSlice::new(&b[skip.min(b.len())..]);
+            n += 1;
+            if n == N {
+                break;
             }
         }
+        self.io.try_write_vectored(&iov[..n])
     }
 }
 
