@@ -11,13 +11,19 @@
 //! may be queued past them.
 
 use bytes::BytesMut;
-use twill_core::queue::reserve_block;
+use twill_core::queue::BLOCK;
 use twill_core::{Close, ConnId, OutQueue, Output};
 
 use crate::server::ServerEvent;
 
+/// The encode block of a machine that serves one connection (a driver's
+/// factory): room for a few heads, kept while the connection is idle, so
+/// that neither an idle connection holds a large block nor each response
+/// allocates a new one.
+const SMALL_BLOCK: usize = 1024;
+
 /// An [`OutQueue`] with bytes that may wait for one connection.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Out {
     q: OutQueue<ServerEvent>,
     /// The connection whose bytes fill the unsplit part of `q.buf`; with
@@ -25,6 +31,19 @@ pub(crate) struct Out {
     pending: Option<ConnId>,
     /// Give the encode buffer's memory back once what waits is queued.
     release: bool,
+    /// The least the encode buffer grows by.
+    block: usize,
+}
+
+impl Default for Out {
+    fn default() -> Self {
+        Out {
+            q: OutQueue::default(),
+            pending: None,
+            release: false,
+            block: BLOCK,
+        }
+    }
 }
 
 impl Out {
@@ -69,6 +88,22 @@ impl Out {
         &mut self.q.buf
     }
 
+    /// [`scratch`](Self::scratch) with room for `n` more bytes.
+    pub(crate) fn scratch_for(&mut self, n: usize) -> &mut BytesMut {
+        self.flush();
+        self.reserve(n);
+        &mut self.q.buf
+    }
+
+    /// Room for `n` more bytes, a block at a time: one allocation for
+    /// many small messages (see `twill_core::queue::reserve_block`).
+    fn reserve(&mut self, n: usize) {
+        let buf = &mut self.q.buf;
+        if buf.capacity() - buf.len() < n {
+            buf.reserve(n.max(self.block));
+        }
+    }
+
     /// The encode buffer for bytes of `conn` that may wait (the front
     /// response's), with room for `n` more.
     pub(crate) fn append_for(&mut self, conn: ConnId, n: usize) -> &mut BytesMut {
@@ -76,7 +111,7 @@ impl Out {
             self.flush();
             self.pending = Some(conn);
         }
-        reserve_block(&mut self.q.buf, n);
+        self.reserve(n);
         &mut self.q.buf
     }
 
@@ -95,14 +130,23 @@ impl Out {
         }
     }
 
-    /// Gives back the encode buffer's memory, now or (if bytes wait in
-    /// it) once they are queued.
-    pub(crate) fn release_buf(&mut self) {
-        if self.pending.is_some() {
-            self.release = true;
-        } else if self.q.buf.is_empty() {
-            self.q.buf = BytesMut::new();
+    /// The machine serves one connection, now idle: from here on the
+    /// encode buffer grows by small blocks, and a large one is given back
+    /// (now, or once the bytes waiting in it are queued).
+    pub(crate) fn one_connection(&mut self) {
+        self.block = SMALL_BLOCK;
+        if self.q.buf.capacity() > 2 * SMALL_BLOCK {
+            if self.pending.is_some() {
+                self.release = true;
+            } else if self.q.buf.is_empty() {
+                self.q.buf = BytesMut::new();
+            }
         }
+    }
+
+    /// The machine serves several connections: blocks of the usual size.
+    pub(crate) fn many_connections(&mut self) {
+        self.block = BLOCK;
     }
 
     /// The next output; what waits goes once everything before it has.
@@ -135,7 +179,7 @@ mod tests {
             id: crate::RequestId::new(a, 0),
         });
         out.append_for(b, 4).put_slice(b"b1");
-        out.release_buf();
+        out.one_connection();
         assert!(out.q.buf.capacity() > 0, "released while bytes wait");
         out.close(b, Close::Graceful);
         assert_eq!(out.q.buf.capacity(), 0, "not released once queued");

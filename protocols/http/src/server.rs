@@ -58,7 +58,6 @@ use crate::codec::head::{
     RequestHead, Version,
 };
 use crate::error::{Error, ProtocolError};
-use twill_core::queue::reserve_block;
 
 /// Input buffer capacity an idle connection may keep for its next request.
 const IDLE_BUF: usize = 4096;
@@ -585,7 +584,7 @@ impl Server {
             c.close_after = true;
         }
         // The head, in the shared encode buffer: reserving a block for
-        // several heads at once (`reserve_block`) keeps a pipelined batch
+        // several heads at once (`batch::Out`) keeps a pipelined batch
         // of responses to one allocation instead of a few reallocations
         // per head.
         let prefix = &self.prefix[..];
@@ -600,9 +599,7 @@ impl Server {
         let buf = if front {
             self.out.append_for(id.conn, need)
         } else {
-            let buf = self.out.scratch();
-            reserve_block(buf, need);
-            buf
+            self.out.scratch_for(need)
         };
         let start = buf.len();
         buf.put_slice(prefix);
@@ -1166,9 +1163,9 @@ impl Server {
             }
         }
         if idle && self.conns.len() == 1 {
-            // A machine per connection (a driver's factory) keeps no
-            // encode block while its one connection waits.
-            self.out.release_buf();
+            // A machine per connection (a driver's factory) keeps only a
+            // small encode block while its one connection waits.
+            self.out.one_connection();
         }
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -1609,6 +1606,9 @@ impl Machine for Server {
         }
         match input {
             Input::Accepted { conn, peer, .. } | Input::Opened { conn, peer, .. } => {
+                if !self.conns.is_empty() {
+                    self.out.many_connections();
+                }
                 self.conns.insert(
                     conn,
                     Conn {
