@@ -92,6 +92,11 @@ impl<E> OutQueue<E> {
         self.items.push_back(Output::Close { conn, how });
     }
 
+    /// The next output, if any.
+    pub fn pop(&mut self) -> Option<Output<E>> {
+        self.items.pop_front()
+    }
+
     /// The next output, or `Wait { deadline }` when empty.
     pub fn pop_or_wait(&mut self, deadline: Option<Instant>) -> Output<E> {
         self.items.pop_front().unwrap_or(Output::Wait { deadline })

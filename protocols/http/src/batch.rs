@@ -154,10 +154,7 @@ impl Out {
         if self.q.is_empty() {
             self.flush();
         }
-        match self.q.pop_or_wait(None) {
-            Output::Wait { .. } => None,
-            o => Some(o),
-        }
+        self.q.pop()
     }
 }
 
