@@ -96,8 +96,26 @@ def client(port, path):
 def server():
     from websockets.sync.server import serve
 
+    # Counted from the extension's creation: the connection's reader may
+    # decode the first frame before the handler runs, so wrapping the
+    # extension in the handler (as the client does) would miss it.
+    counts = {"rsv1": 0, "data": 0}
+
+    class CountingFactory(ServerPerMessageDeflateFactory):
+        def process_request_params(self, params, accepted_extensions):
+            response, ext = super().process_request_params(params, accepted_extensions)
+            decode = ext.decode
+
+            def counting(frame, *args, **kwargs):
+                if frame.opcode in (Opcode.TEXT, Opcode.BINARY):
+                    counts["data"] += 1
+                    counts["rsv1"] += int(frame.rsv1)
+                return decode(frame, *args, **kwargs)
+
+            ext.decode = counting
+            return response, ext
+
     def handler(ws):
-        counts = count_rsv1(ws) if ws.protocol.extensions else {"rsv1": 0, "data": 0}
         try:
             for msg in ws:
                 ws.send(msg)
@@ -106,7 +124,7 @@ def server():
             print(f"compressed {counts['rsv1']} of {counts['data']}; {ext}", flush=True)
             threading.Thread(target=srv.shutdown).start()
 
-    factory = ServerPerMessageDeflateFactory(
+    factory = CountingFactory(
         server_no_context_takeover=True,
         client_no_context_takeover=True,
         server_max_window_bits=9,
