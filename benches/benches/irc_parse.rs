@@ -28,7 +28,9 @@ const LINES: &[&str] = &[
 ];
 
 fn corpus() -> Vec<String> {
-    (0..1000).map(|i| LINES[i % LINES.len()].to_string()).collect()
+    (0..1000)
+        .map(|i| LINES[i % LINES.len()].to_string())
+        .collect()
 }
 
 fn bench(c: &mut Criterion) {
@@ -56,7 +58,11 @@ fn bench(c: &mut Criterion) {
             let mut n = 0usize;
             for l in &owned {
                 let m = twill_irc::Message::parse(std::hint::black_box(l.clone())).unwrap();
-                n += if m.is("PRIVMSG") { m.last().map_or(0, <[u8]>::len) } else { 1 };
+                n += if m.is("PRIVMSG") {
+                    m.last().map_or(0, <[u8]>::len)
+                } else {
+                    1
+                };
             }
             n
         })
@@ -74,7 +80,10 @@ fn bench(c: &mut Criterion) {
             let mut n = 0usize;
             for l in &tagged {
                 let m: irc_proto::Message = l.as_str().parse().unwrap();
-                n += m.tags.as_ref().map_or(0, |t| t.iter().filter(|t| t.0 == "time").count());
+                n += m
+                    .tags
+                    .as_ref()
+                    .map_or(0, |t| t.iter().filter(|t| t.0 == "time").count());
             }
             n
         })

@@ -73,7 +73,12 @@ fn unstuff(c: &mut Criterion) {
     let mut g = c.benchmark_group("smtp_unstuff");
     g.throughput(Throughput::Bytes(data.len() as u64));
     g.bench_function("memchr_scan", |b| {
-        b.iter(|| assert_eq!(memchr::memchr_iter(b'\n', std::hint::black_box(&data)).count(), lines))
+        b.iter(|| {
+            assert_eq!(
+                memchr::memchr_iter(b'\n', std::hint::black_box(&data)).count(),
+                lines
+            )
+        })
     });
     let mut out = BytesMut::with_capacity(data.len());
     g.bench_function("twill", |b| {

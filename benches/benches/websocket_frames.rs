@@ -22,7 +22,13 @@ fn wire(size: usize, count: usize) -> Vec<u8> {
     let payload: Vec<u8> = (0..size).map(|i| i as u8).collect();
     for i in 0..count {
         let key = (i as u32).wrapping_mul(2_654_435_761).to_be_bytes();
-        let h = FrameHeader { fin: true, rsv: 0, opcode: OpCode::Binary, mask: Some(key), len: size as u64 };
+        let h = FrameHeader {
+            fin: true,
+            rsv: 0,
+            opcode: OpCode::Binary,
+            mask: Some(key),
+            len: size as u64,
+        };
         write_header(&mut b, &h);
         let start = b.len();
         b.extend_from_slice(&payload);
@@ -50,7 +56,11 @@ impl Write for Io {
 }
 
 impl tokio::io::AsyncRead for Io {
-    fn poll_read(mut self: Pin<&mut Self>, _: &mut Context<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         let n = self.0.read(buf.initialize_unfilled())?;
         buf.advance(n);
         Poll::Ready(Ok(()))
@@ -58,7 +68,11 @@ impl tokio::io::AsyncRead for Io {
 }
 
 impl tokio::io::AsyncWrite for Io {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Poll::Ready(Ok(buf.len()))
     }
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -76,7 +90,11 @@ fn group(c: &mut Criterion, name: &str, size: usize, count: usize) {
 
     g.bench_function("tungstenite", |b| {
         b.iter(|| {
-            let mut ws = tungstenite::WebSocket::from_raw_socket(Io(Cursor::new(w.clone())), tungstenite::protocol::Role::Server, None);
+            let mut ws = tungstenite::WebSocket::from_raw_socket(
+                Io(Cursor::new(w.clone())),
+                tungstenite::protocol::Role::Server,
+                None,
+            );
             let mut n = 0;
             while n < count {
                 if let Ok(m) = ws.read() {
@@ -90,11 +108,16 @@ fn group(c: &mut Criterion, name: &str, size: usize, count: usize) {
         })
     });
 
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     g.bench_function("fastwebsockets", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let mut ws = fastwebsockets::WebSocket::after_handshake(Io(Cursor::new(w.clone())), fastwebsockets::Role::Server);
+                let mut ws = fastwebsockets::WebSocket::after_handshake(
+                    Io(Cursor::new(w.clone())),
+                    fastwebsockets::Role::Server,
+                );
                 ws.set_auto_close(false);
                 ws.set_auto_pong(false);
                 ws.set_max_message_size(64 << 20);

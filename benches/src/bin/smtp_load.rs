@@ -31,7 +31,8 @@ fn session(addr: &str, m: usize, body: &[u8], rcpt: &str) {
     for _ in 0..m {
         w.write_all(b"MAIL FROM:<load@example.org>\r\n").unwrap();
         assert_eq!(reply(&mut r), 250);
-        w.write_all(format!("RCPT TO:<{rcpt}>\r\n").as_bytes()).unwrap();
+        w.write_all(format!("RCPT TO:<{rcpt}>\r\n").as_bytes())
+            .unwrap();
         assert_eq!(reply(&mut r), 250);
         w.write_all(b"DATA\r\n").unwrap();
         assert_eq!(reply(&mut r), 354);

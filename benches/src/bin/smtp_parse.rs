@@ -120,7 +120,13 @@ fn main() {
             p = p.min(best(rounds / 5, &[l], proto));
         }
         let name = String::from_utf8_lossy(l);
-        println!("{:>8.1} ns {:>8.1} ns {:>5.2}x  {}", t, p, t / p, name.trim_end());
+        println!(
+            "{:>8.1} ns {:>8.1} ns {:>5.2}x  {}",
+            t,
+            p,
+            t / p,
+            name.trim_end()
+        );
     }
     println!(
         "session of {}: twill {:.0} ns, smtp-proto {:.0} ns: {:.2}x the time",

@@ -43,14 +43,13 @@ fn cert() -> Cert {
 /// The peer: the canonical tokio-rustls echo server.
 fn tokio_rustls_server(c: &Cert) -> SocketAddr {
     let key = PrivateKeyDer::from_pem_slice(c.key_pem.as_bytes()).unwrap();
-    let config = ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![c.der.clone()], key)
-    .unwrap();
+    let config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![c.der.clone()], key)
+            .unwrap();
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -203,11 +202,19 @@ fn main() {
     let base = best_of(3, || bulk(peer, fresh.clone(), conns, bytes));
     println!("  {:30} {:8.0} MB/s  1.00×", "tokio-rustls (peer)", base);
     let r = best_of(3, || bulk(twill.addr(), fresh.clone(), conns, bytes));
-    println!("  {:30} {r:8.0} MB/s  {:.2}×", "Tls<Echo>, twill tokio driver", r / base);
+    println!(
+        "  {:30} {r:8.0} MB/s  {:.2}×",
+        "Tls<Echo>, twill tokio driver",
+        r / base
+    );
 
     println!("full handshakes: {total} from 8 clients at a time, no resumption");
     let base = best_of(3, || handshakes(peer, fresh.clone(), 8, total));
     println!("  {:30} {:8.0} /s    1.00×", "tokio-rustls (peer)", base);
     let r = best_of(3, || handshakes(twill.addr(), fresh.clone(), 8, total));
-    println!("  {:30} {r:8.0} /s    {:.2}×", "Tls<Echo>, twill tokio driver", r / base);
+    println!(
+        "  {:30} {r:8.0} /s    {:.2}×",
+        "Tls<Echo>, twill tokio driver",
+        r / base
+    );
 }

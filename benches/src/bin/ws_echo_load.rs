@@ -30,12 +30,21 @@ type EchoMachine = Switch<Server, WebSocket, Upgrade>;
 
 /// The hand-over, as src/ws/echo.rs does it.
 fn upgrade(e: ServerEvent) -> Result<Handover<WebSocket>, ServerEvent> {
-    let ServerEvent::Upgraded { conn, head, rest, .. } = e else {
+    let ServerEvent::Upgraded {
+        conn, head, rest, ..
+    } = e
+    else {
         return Err(e);
     };
     let cfg = Config::default();
-    let deflate = ServerHandshake::from_request(&head).ok().and_then(|h| h.accept(None, Some(&cfg.deflate)).deflate);
-    Ok(Handover { conn, rest, next: WebSocket::new(conn, Role::Server, cfg, deflate, None) })
+    let deflate = ServerHandshake::from_request(&head)
+        .ok()
+        .and_then(|h| h.accept(None, Some(&cfg.deflate)).deflate);
+    Ok(Handover {
+        conn,
+        rest,
+        next: WebSocket::new(conn, Role::Server, cfg, deflate, None),
+    })
 }
 
 /// The echo service of `twill web --websocket-echo`, without the files.
@@ -47,7 +56,11 @@ struct WsEcho {
 impl Service<EchoMachine> for WsEcho {
     type Done = ();
 
-    fn on_event(&mut self, cx: &mut Cx<'_, EchoMachine, ()>, event: SwitchEvent<ServerEvent, WsEvent>) {
+    fn on_event(
+        &mut self,
+        cx: &mut Cx<'_, EchoMachine, ()>,
+        event: SwitchEvent<ServerEvent, WsEvent>,
+    ) {
         match event {
             SwitchEvent::First(ServerEvent::Request(req)) if req.upgrade => {
                 let server = cx.machine().first();
@@ -78,7 +91,11 @@ impl Service<EchoMachine> for WsEcho {
 fn tungstenite_echo() -> SocketAddr {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(l.local_addr().unwrap()).unwrap();
@@ -90,7 +107,10 @@ fn tungstenite_echo() -> SocketAddr {
                         return;
                     };
                     let (write, read) = ws.split();
-                    let _ = read.try_filter(|m| future::ready(m.is_text() || m.is_binary())).forward(write).await;
+                    let _ = read
+                        .try_filter(|m| future::ready(m.is_text() || m.is_binary()))
+                        .forward(write)
+                        .await;
                 });
             }
         });
@@ -130,10 +150,19 @@ async fn client(addr: SocketAddr, msgs: usize, window: usize) {
             break i + 4;
         }
     };
-    assert!(buf.starts_with(b"HTTP/1.1 101"), "{:?}", String::from_utf8_lossy(&buf[..head_end]));
+    assert!(
+        buf.starts_with(b"HTTP/1.1 101"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..head_end])
+    );
     buf.drain(..head_end);
     let one = frame();
-    let batch: Vec<u8> = one.iter().copied().cycle().take(one.len() * window).collect();
+    let batch: Vec<u8> = one
+        .iter()
+        .copied()
+        .cycle()
+        .take(one.len() * window)
+        .collect();
     let mut sent = window.min(msgs);
     s.write_all(&batch[..one.len() * sent]).await.unwrap();
     let mut got = 0;
@@ -170,10 +199,15 @@ async fn client(addr: SocketAddr, msgs: usize, window: usize) {
 
 /// Echoed messages per second over `conns` connections.
 fn load(addr: SocketAddr, conns: usize, msgs: usize, window: usize) -> f64 {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let start = Instant::now();
-        let tasks: Vec<_> = (0..conns).map(|_| tokio::spawn(client(addr, msgs, window))).collect();
+        let tasks: Vec<_> = (0..conns)
+            .map(|_| tokio::spawn(client(addr, msgs, window)))
+            .collect();
         for t in tasks {
             t.await.unwrap();
         }
@@ -191,7 +225,16 @@ fn main() {
     let msgs: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let window: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(32);
     let opts = ServeOptions::factory(vec!["tcp:0:interface=127.0.0.1".parse().unwrap()]);
-    let twill = twill_tokio::spawn(opts, || (Switch::new(Server::new(twill_http::ServerConfig::default()), upgrade as Upgrade), WsEcho::default())).unwrap();
+    let twill = twill_tokio::spawn(opts, || {
+        (
+            Switch::new(
+                Server::new(twill_http::ServerConfig::default()),
+                upgrade as Upgrade,
+            ),
+            WsEcho::default(),
+        )
+    })
+    .unwrap();
     let peer = tungstenite_echo();
     std::thread::sleep(Duration::from_millis(200));
 
@@ -207,6 +250,14 @@ fn main() {
         peer_best = peer_best.max(best_of(1, || load(peer, conns, msgs, window)));
         twill_best = twill_best.max(best_of(1, || load(twill.addr(), conns, msgs, window)));
     }
-    println!("{:32} {:10.0} msg/s  1.00×", "tokio-tungstenite (peer)", peer_best);
-    println!("{:32} {:10.0} msg/s  {:.2}×", "twill tokio driver", twill_best, twill_best / peer_best);
+    println!(
+        "{:32} {:10.0} msg/s  1.00×",
+        "tokio-tungstenite (peer)", peer_best
+    );
+    println!(
+        "{:32} {:10.0} msg/s  {:.2}×",
+        "twill tokio driver",
+        twill_best,
+        twill_best / peer_best
+    );
 }
