@@ -4,7 +4,9 @@
 //! `benches/pipeline.lua` (16 `GET /` in one read), every write reported
 //! sent at once.
 //!
-//! Usage: `http_cost [BATCHES]` (default 200,000). Prints ns per request.
+//! Usage: `http_cost [BATCHES] [DEPTH]` (default 200,000 batches of 16).
+//! `DEPTH` 1 is the path of a client that does not pipeline: a read, a
+//! reply and its `sent` per request. Prints ns per request.
 //! Under `valgrind --tool=callgrind` it gives a count of instructions per
 //! request that does not depend on what else the machine is running —
 //! the figure to watch while changing the request path.
@@ -16,15 +18,17 @@ use twill_driver::{Action, Engine, EngineConfig, Mode};
 use twill_http::app::{demo::Hello, App};
 use twill_http::{Server, ServerConfig};
 
-const PIPELINE: usize = 16;
-
 fn main() {
     let batches: usize = std::env::args()
         .nth(1)
         .map(|a| a.parse().expect("BATCHES is a number"))
         .unwrap_or(200_000);
+    let depth: usize = std::env::args()
+        .nth(2)
+        .map(|a| a.parse().expect("DEPTH is a number"))
+        .unwrap_or(16);
     let one = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:18080\r\n\r\n";
-    let batch: Vec<u8> = one.repeat(PIPELINE);
+    let batch: Vec<u8> = one.repeat(depth);
     let mut e = Engine::new(Mode::Factory, EngineConfig::default(), || {
         (Server::new(ServerConfig::default()), App::new(Hello::new()))
     });
@@ -63,7 +67,7 @@ fn main() {
         }
     }
     let took = start.elapsed();
-    let requests = batches * PIPELINE;
+    let requests = batches * depth;
     // Every response to `GET /` is the same size: check they all came.
     assert!(
         responses >= requests * 100,

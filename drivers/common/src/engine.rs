@@ -207,6 +207,10 @@ struct Conn {
     /// Input the machine has not taken yet.
     held: BytesMut,
     paused_by_machine: bool,
+    /// The machine is being fed this connection's input: its reading is
+    /// settled once, after the feed, not at every write of the drain
+    /// (which would turn reading off and on again for each request).
+    feeding: bool,
     /// The driver was told to stop reading.
     read_off: bool,
     /// Written but not reported sent.
@@ -519,10 +523,12 @@ where
         // Paused while the machine looks at the bytes, so that a Resume in
         // the drain is seen below rather than lost.
         c.paused_by_machine = true;
+        c.feeding = true;
         let taken = self.feed(slot, now, Input::Data { conn, bytes });
         let Some(c) = self.conns.get_mut(&key) else {
             return;
         };
+        c.feeding = false;
         let resumed = !c.paused_by_machine;
         if taken >= bytes.len() {
             c.paused_by_machine = false;
@@ -777,6 +783,7 @@ where
                 kind,
                 held: BytesMut::new(),
                 paused_by_machine: false,
+                feeding: false,
                 read_off: false,
                 unflushed: 0,
                 last_active: now.mono,
@@ -869,63 +876,90 @@ where
             let Some(s) = self.slots.get_mut(&slot) else {
                 return;
             };
-            match s.machine.poll_output() {
-                Output::Wait { deadline } => {
-                    if deadline != s.deadline {
-                        s.deadline = deadline;
-                        if let Some(d) = deadline {
-                            self.host.timers.push(Reverse((d, Timer::Machine(slot))));
+            // The outputs of every request (writes, events, closes) are
+            // carried out with the slot in hand: one lookup per drain,
+            // not one per output. The rare ones that need the whole
+            // engine (they feed the machine again, or open sockets) leave
+            // this loop.
+            let rare = loop {
+                match s.machine.poll_output() {
+                    Output::Wait { deadline } => {
+                        if deadline != s.deadline {
+                            s.deadline = deadline;
+                            if let Some(d) = deadline {
+                                self.host.timers.push(Reverse((d, Timer::Machine(slot))));
+                            }
+                        }
+                        break None;
+                    }
+                    Output::Transmit { conn, payload } => {
+                        let Some(&key) = s.conns.get(&conn) else {
+                            tracing::debug!(?conn, "transmit to unknown connection dropped");
+                            continue;
+                        };
+                        let chunk = match payload {
+                            Payload::Bytes(b) => Chunk::Bytes(b),
+                            Payload::File { id, offset, len } => match self.host.files.get(&id) {
+                                Some(f) => Chunk::File {
+                                    file: f.clone(),
+                                    offset,
+                                    len,
+                                },
+                                None => {
+                                    tracing::warn!(?id, "unregistered file; aborting connection");
+                                    self.host.actions.push_back(Action::Shutdown {
+                                        key,
+                                        how: Close::Abort,
+                                    });
+                                    continue;
+                                }
+                            },
+                        };
+                        write(
+                            &mut self.conns,
+                            &self.config,
+                            &mut self.host.actions,
+                            key,
+                            chunk,
+                        );
+                    }
+                    Output::SendTo { sock, to, bytes } => {
+                        if let Some(&key) = s.conns.get(&sock) {
+                            self.host
+                                .actions
+                                .push_back(Action::SendTo { key, to, bytes });
                         }
                     }
-                    break;
-                }
-                Output::Transmit { conn, payload } => {
-                    let Some(&key) = s.conns.get(&conn) else {
-                        tracing::debug!(?conn, "transmit to unknown connection dropped");
-                        continue;
-                    };
-                    let chunk = match payload {
-                        Payload::Bytes(b) => Chunk::Bytes(b),
-                        Payload::File { id, offset, len } => match self.host.files.get(&id) {
-                            Some(f) => Chunk::File {
-                                file: f.clone(),
-                                offset,
-                                len,
-                            },
-                            None => {
-                                tracing::warn!(?id, "unregistered file; aborting connection");
-                                self.host.actions.push_back(Action::Shutdown {
-                                    key,
-                                    how: Close::Abort,
-                                });
-                                continue;
+                    Output::Event(e) => {
+                        let mut host = SlotHost {
+                            slot,
+                            state: &mut self.host,
+                            files: &mut s.files,
+                        };
+                        let mut cx = Cx::new(&mut s.machine, now, &mut host);
+                        s.service.on_event(&mut cx, e);
+                    }
+                    Output::Multicast { sock, op } => {
+                        if let Some(&key) = s.conns.get(&sock) {
+                            self.host.actions.push_back(Action::Multicast { key, op });
+                        }
+                    }
+                    Output::Close { conn, how } => {
+                        if let Some(&key) = s.conns.get(&conn) {
+                            if let Some(c) = self.conns.get_mut(&key) {
+                                c.closing |= how != Close::WriteHalf;
                             }
-                        },
-                    };
-                    self.write(key, chunk);
-                }
-                Output::SendTo { sock, to, bytes } => {
-                    if let Some(&key) = s.conns.get(&sock) {
-                        self.host
-                            .actions
-                            .push_back(Action::SendTo { key, to, bytes });
+                            self.host.actions.push_back(Action::Shutdown { key, how });
+                        }
                     }
+                    other => break Some(other),
                 }
-                Output::Event(e) => {
-                    let mut host = SlotHost {
-                        slot,
-                        state: &mut self.host,
-                        files: &mut s.files,
-                    };
-                    let mut cx = Cx::new(&mut s.machine, now, &mut host);
-                    s.service.on_event(&mut cx, e);
-                }
+            };
+            let Some(output) = rare else {
+                break;
+            };
+            match output {
                 Output::Open { conn, how } => self.open(slot, conn, how, now),
-                Output::Multicast { sock, op } => {
-                    if let Some(&key) = s.conns.get(&sock) {
-                        self.host.actions.push_back(Action::Multicast { key, op });
-                    }
-                }
                 Output::Resume { conn } => {
                     if let Some(&key) = s.conns.get(&conn) {
                         if let Some(c) = self.conns.get_mut(&key) {
@@ -939,14 +973,6 @@ where
                     let (ka, kb) = (s.conns.get(&a).copied(), s.conns.get(&b).copied());
                     if let (Some(ka), Some(kb)) = (ka, kb) {
                         self.splice(ka, kb);
-                    }
-                }
-                Output::Close { conn, how } => {
-                    if let Some(&key) = s.conns.get(&conn) {
-                        if let Some(c) = self.conns.get_mut(&key) {
-                            c.closing |= how != Close::WriteHalf;
-                        }
-                        self.host.actions.push_back(Action::Shutdown { key, how });
                     }
                 }
                 _ => {}
@@ -973,14 +999,13 @@ where
     }
 
     fn write(&mut self, key: Key, chunk: Chunk) {
-        if chunk.is_empty() {
-            return;
-        }
-        if let Some(c) = self.conns.get_mut(&key) {
-            c.unflushed = c.unflushed.saturating_add(chunk.len() as usize);
-        }
-        self.host.actions.push_back(Action::Write { key, chunk });
-        self.update_read(key);
+        write(
+            &mut self.conns,
+            &self.config,
+            &mut self.host.actions,
+            key,
+            chunk,
+        );
     }
 
     fn open(&mut self, slot: SlotId, conn: ConnId, how: Open, now: Now) {
@@ -1045,10 +1070,12 @@ where
             // Paused while the machine looks at it, so a Resume inside this
             // drain does not recurse into another offer.
             c.paused_by_machine = true;
+            c.feeding = true;
             let taken = self.feed(slot, now, Input::Data { conn, bytes: &held });
             let Some(c) = self.conns.get_mut(&key) else {
                 return;
             };
+            c.feeding = false;
             let mut rest = BytesMut::from(&held[taken.min(held.len())..]);
             rest.extend_from_slice(&c.held);
             c.held = rest;
@@ -1065,30 +1092,7 @@ where
 
     /// Tells the driver to stop or start reading as the state requires.
     fn update_read(&mut self, key: Key) {
-        let high = self.config.high_water;
-        let low = self.config.low_water;
-        let Some(c) = self.conns.get(&key) else {
-            return;
-        };
-        if c.kind != Kind::Stream {
-            return;
-        }
-        // A spliced connection reads as fast as its partner drains.
-        let unflushed = match c.splice {
-            Some(o) => self.conns.get(&o).map_or(0, |o| o.unflushed),
-            None => c.unflushed,
-        };
-        let blocked = c.paused_by_machine || !c.held.is_empty();
-        let want = if c.read_off {
-            !blocked && unflushed <= low
-        } else {
-            !blocked && unflushed <= high
-        };
-        let c = self.conns.get_mut(&key).expect("checked above");
-        if want == c.read_off {
-            c.read_off = !want;
-            self.host.actions.push_back(Action::Read { key, on: want });
-        }
+        update_read(&mut self.conns, &self.config, &mut self.host.actions, key);
     }
 
     fn splice(&mut self, a: Key, b: Key) {
@@ -1133,6 +1137,74 @@ where
         } else {
             self.host.timers.push(Reverse((due, Timer::Idle(key))));
         }
+    }
+}
+
+/// Queues `chunk` for `key` and counts it as unflushed. A free function
+/// over the engine's parts, so that `drain` can call it while it holds
+/// the machine's slot.
+fn write<D>(
+    conns: &mut HashMap<Key, Conn>,
+    config: &EngineConfig,
+    actions: &mut VecDeque<Action<D>>,
+    key: Key,
+    chunk: Chunk,
+) {
+    if chunk.is_empty() {
+        return;
+    }
+    if let Some(c) = conns.get_mut(&key) {
+        c.unflushed = c.unflushed.saturating_add(chunk.len() as usize);
+    }
+    actions.push_back(Action::Write { key, chunk });
+    update_read(conns, config, actions, key);
+}
+
+/// Tells the driver to stop or start reading `key` as its state requires:
+/// off while the machine holds input back or too much output waits (above
+/// the high-water mark), on again at or below the low-water mark.
+fn update_read<D>(
+    conns: &mut HashMap<Key, Conn>,
+    config: &EngineConfig,
+    actions: &mut VecDeque<Action<D>>,
+    key: Key,
+) {
+    let partner = match conns.get_mut(&key) {
+        None => return,
+        Some(c) if c.kind != Kind::Stream || c.feeding => return,
+        Some(c) => match c.splice {
+            // One lookup for the usual, unspliced connection.
+            None => {
+                let unflushed = c.unflushed;
+                toggle_read(c, unflushed, config, actions, key);
+                return;
+            }
+            Some(o) => o,
+        },
+    };
+    // A spliced connection reads as fast as its partner drains.
+    let unflushed = conns.get(&partner).map_or(0, |o| o.unflushed);
+    if let Some(c) = conns.get_mut(&key) {
+        toggle_read(c, unflushed, config, actions, key);
+    }
+}
+
+fn toggle_read<D>(
+    c: &mut Conn,
+    unflushed: usize,
+    config: &EngineConfig,
+    actions: &mut VecDeque<Action<D>>,
+    key: Key,
+) {
+    let blocked = c.paused_by_machine || !c.held.is_empty();
+    let want = if c.read_off {
+        !blocked && unflushed <= config.low_water
+    } else {
+        !blocked && unflushed <= config.high_water
+    };
+    if want == c.read_off {
+        c.read_off = !want;
+        actions.push_back(Action::Read { key, on: want });
     }
 }
 

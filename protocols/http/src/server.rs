@@ -1500,6 +1500,40 @@ impl Server {
         }));
     }
 
+    /// `bytes` more of `conn`'s output were flushed.
+    fn sent(&mut self, conn: ConnId, bytes: usize, now: Now) {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        c.stamp(now.mono);
+        c.budget.sent(bytes);
+        if c.inflight.is_empty() {
+            // A long response still flushing is not idleness.
+            c.idle_since = now.mono;
+        }
+        // A later idle deadline leaves the timer entry where it is (see
+        // `retime`); only a connection without one needs a look.
+        if c.timer.is_none() {
+            touch(&mut self.touched, conn);
+        }
+        if !c.budget.has_room() {
+            return;
+        }
+        if let Some(front) = c.inflight.front_mut() {
+            if front.writable_owed && front.state != RespState::Done {
+                front.writable_owed = false;
+                let id = RequestId::new(conn, front.seq);
+                self.out.event(ServerEvent::Writable { id });
+            }
+        }
+        // Only input held back for lack of room (or an end of input
+        // waiting on it) has anything to gain from a wake: the parser
+        // does not look at the budget.
+        if c.held || c.eof {
+            self.wake(conn);
+        }
+    }
+
     /// Brings the timer index up to date for the connections touched.
     fn retime(&mut self) {
         while let Some(conn) = self.touched.pop() {
@@ -1600,6 +1634,11 @@ impl Machine for Server {
     fn handle_input(&mut self, now: Now, input: Input<'_>) -> Result<usize, Error> {
         self.now = now;
         self.fresh = true;
+        if let Input::Sent { conn, bytes } = input {
+            // After every response: kept to what a flush can change.
+            self.sent(conn, bytes, now);
+            return Ok(0);
+        }
         touch(&mut self.touched, input.conn());
         if let Some(c) = self.conns.get_mut(&input.conn()) {
             c.stamp(now.mono);
@@ -1673,25 +1712,6 @@ impl Machine for Server {
                         if c.inflight.is_empty() {
                             self.shut(conn, Close::Graceful);
                         }
-                    }
-                }
-            }
-            Input::Sent { conn, bytes } => {
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    c.budget.sent(bytes);
-                    if c.inflight.is_empty() {
-                        // A long response still flushing is not idleness.
-                        c.idle_since = now.mono;
-                    }
-                    if c.budget.has_room() {
-                        if let Some(front) = c.inflight.front_mut() {
-                            if front.writable_owed && front.state != RespState::Done {
-                                front.writable_owed = false;
-                                let id = RequestId::new(conn, front.seq);
-                                self.out.event(ServerEvent::Writable { id });
-                            }
-                        }
-                        self.wake(conn);
                     }
                 }
             }
