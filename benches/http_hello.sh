@@ -74,7 +74,23 @@ for s in "${servers[@]}"; do
         "${qc[$s]}" "$(echo "${qc[hyper]} / ${qc[$s]}" | bc -l)"
 done
 echo "(ratios: requests/s over hyper's, and hyper's CPU per request over the server's: above 1 is better)"
+# Per-round ratios: each server against hyper's run of the same round
+# (minutes apart at most), then their median. Drift of the machine between
+# rounds cancels out of each pair.
+paired() { # $1 = the server's list, $2 = hyper's, $3 = field, $4 = 1: higher is better
+    paste -d' ' <(echo "$1" | tr ' ' '\n' | grep . | cut -d: -f"$3") \
+        <(echo "$2" | tr ' ' '\n' | grep . | cut -d: -f"$3") |
+        awk -v up="$4" '{print (up == 1) ? $1 / $2 : $2 / $1}' | median
+}
 if ((rounds > 1)); then
+    echo "median of per-round ratios to hyper (req/s, CPU per request):"
+    for s in twill-tokio twill-mio; do
+        printf '%-12s plain %5.2fx %5.2fx | pipelined %5.2fx %5.2fx\n' "$s" \
+            "$(paired "${plain[$s]}" "${plain[hyper]}" 1 1)" \
+            "$(paired "${plain[$s]}" "${plain[hyper]}" 2 0)" \
+            "$(paired "${piped[$s]}" "${piped[hyper]}" 1 1)" \
+            "$(paired "${piped[$s]}" "${piped[hyper]}" 2 0)"
+    done
     for server in "${servers[@]}"; do
         echo "$server rounds (req/s:CPU µs): plain${plain[$server]} | pipelined${piped[$server]}"
     done
