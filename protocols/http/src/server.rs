@@ -1350,7 +1350,9 @@ impl Server {
                 }
                 Read::Upgrade => return,
                 Read::Head => {
-                    if c.inflight.len() >= self.cfg.max_pipelined {
+                    // An empty buffer (the usual state after a request)
+                    // needs no call into the parser.
+                    if c.buf.is_empty() || c.inflight.len() >= self.cfg.max_pipelined {
                         return;
                     }
                     match decode_request_summarized(&mut c.buf, &mut c.scan, &self.cfg.limits) {
@@ -1500,6 +1502,25 @@ impl Server {
         }));
     }
 
+    /// Input on `conn`; returns how much was taken.
+    fn data(&mut self, conn: ConnId, bytes: &[u8], now: Now) -> usize {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return bytes.len();
+        };
+        c.stamp(now.mono);
+        if c.closing || matches!(c.read, Read::Done) {
+            return bytes.len();
+        }
+        if !Self::accepting(&self.cfg, c) {
+            c.held = true;
+            return 0;
+        }
+        c.body_since = now.mono;
+        c.buf.extend_from_slice(bytes);
+        self.process(conn);
+        bytes.len()
+    }
+
     /// `bytes` more of `conn`'s output were flushed.
     fn sent(&mut self, conn: ConnId, bytes: usize, now: Now) {
         let Some(c) = self.conns.get_mut(&conn) else {
@@ -1640,6 +1661,9 @@ impl Machine for Server {
             return Ok(0);
         }
         touch(&mut self.touched, input.conn());
+        if let Input::Data { conn, bytes } = input {
+            return Ok(self.data(conn, bytes, now));
+        }
         if let Some(c) = self.conns.get_mut(&input.conn()) {
             c.stamp(now.mono);
         }
@@ -1672,22 +1696,6 @@ impl Machine for Server {
                     },
                 );
                 self.out.event(ServerEvent::Connected { conn, peer });
-            }
-            Input::Data { conn, bytes } => {
-                let Some(c) = self.conns.get_mut(&conn) else {
-                    return Ok(bytes.len());
-                };
-                if c.closing || matches!(c.read, Read::Done) {
-                    return Ok(bytes.len());
-                }
-                if !Self::accepting(&self.cfg, c) {
-                    c.held = true;
-                    return Ok(0);
-                }
-                c.body_since = now.mono;
-                c.buf.extend_from_slice(bytes);
-                self.process(conn);
-                return Ok(bytes.len());
             }
             Input::Eof { conn, .. } => {
                 let Some(c) = self.conns.get_mut(&conn) else {
