@@ -33,6 +33,10 @@ pub(crate) struct Out {
     release: bool,
     /// The least the encode buffer grows by.
     block: usize,
+    /// Twice the size of the last run of waiting bytes (a pipelined
+    /// batch), up to [`BLOCK`]: the next run likely needs as much, and
+    /// reserving it at once spares growing a small block step by step.
+    hint: usize,
 }
 
 impl Default for Out {
@@ -42,6 +46,7 @@ impl Default for Out {
             pending: None,
             release: false,
             block: BLOCK,
+            hint: 0,
         }
     }
 }
@@ -50,7 +55,9 @@ impl Out {
     /// Queues the bytes that wait.
     pub(crate) fn flush(&mut self) {
         if let Some(conn) = self.pending.take() {
-            self.q.transmit_buf(conn);
+            // Twice the last run: room estimates run above the bytes
+            // written, and a run that only just fits grows mid-way.
+            self.hint = (2 * self.q.transmit_buf(conn)).min(BLOCK);
         }
         if self.release {
             self.release = false;
@@ -100,7 +107,7 @@ impl Out {
     fn reserve(&mut self, n: usize) {
         let buf = &mut self.q.buf;
         if buf.capacity() - buf.len() < n {
-            buf.reserve(n.max(self.block));
+            buf.reserve(n.max(self.block).max(self.hint));
         }
     }
 
@@ -135,7 +142,9 @@ impl Out {
     /// (now, or once the bytes waiting in it are queued).
     pub(crate) fn one_connection(&mut self) {
         self.block = SMALL_BLOCK;
-        if self.q.buf.capacity() > 2 * SMALL_BLOCK {
+        // A block that held a pipelined batch is kept if it is small: a
+        // client that pipelines sends the next batch soon.
+        if self.q.buf.capacity() > 4 * SMALL_BLOCK {
             if self.pending.is_some() {
                 self.release = true;
             } else if self.q.buf.is_empty() {
