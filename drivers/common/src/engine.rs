@@ -847,7 +847,11 @@ where
                 }
             }
         };
-        self.drain(slot, now);
+        // Drained with the slot in hand: no second lookup.
+        let rare = drain_slot(s, slot, &mut self.conns, &self.config, &mut self.host, now);
+        if self.rare(slot, rare, now) {
+            self.drain(slot, now);
+        }
         taken
     }
 
@@ -876,123 +880,64 @@ where
             let Some(s) = self.slots.get_mut(&slot) else {
                 return;
             };
-            // The outputs of every request (writes, events, closes) are
-            // carried out with the slot in hand: one lookup per drain,
-            // not one per output. The rare ones that need the whole
-            // engine (they feed the machine again, or open sockets) leave
-            // this loop.
-            let rare = loop {
-                match s.machine.poll_output() {
-                    Output::Wait { deadline } => {
-                        if deadline != s.deadline {
-                            s.deadline = deadline;
-                            if let Some(d) = deadline {
-                                self.host.timers.push(Reverse((d, Timer::Machine(slot))));
-                            }
-                        }
-                        break None;
-                    }
-                    Output::Transmit { conn, payload } => {
-                        let Some(&key) = s.conns.get(&conn) else {
-                            tracing::debug!(?conn, "transmit to unknown connection dropped");
-                            continue;
-                        };
-                        let chunk = match payload {
-                            Payload::Bytes(b) => Chunk::Bytes(b),
-                            Payload::File { id, offset, len } => match self.host.files.get(&id) {
-                                Some(f) => Chunk::File {
-                                    file: f.clone(),
-                                    offset,
-                                    len,
-                                },
-                                None => {
-                                    tracing::warn!(?id, "unregistered file; aborting connection");
-                                    self.host.actions.push_back(Action::Shutdown {
-                                        key,
-                                        how: Close::Abort,
-                                    });
-                                    continue;
-                                }
-                            },
-                        };
-                        write(
-                            &mut self.conns,
-                            &self.config,
-                            &mut self.host.actions,
-                            key,
-                            chunk,
-                        );
-                    }
-                    Output::SendTo { sock, to, bytes } => {
-                        if let Some(&key) = s.conns.get(&sock) {
-                            self.host
-                                .actions
-                                .push_back(Action::SendTo { key, to, bytes });
-                        }
-                    }
-                    Output::Event(e) => {
-                        let mut host = SlotHost {
-                            slot,
-                            state: &mut self.host,
-                            files: &mut s.files,
-                        };
-                        let mut cx = Cx::new(&mut s.machine, now, &mut host);
-                        s.service.on_event(&mut cx, e);
-                    }
-                    Output::Multicast { sock, op } => {
-                        if let Some(&key) = s.conns.get(&sock) {
-                            self.host.actions.push_back(Action::Multicast { key, op });
-                        }
-                    }
-                    Output::Close { conn, how } => {
-                        if let Some(&key) = s.conns.get(&conn) {
-                            if let Some(c) = self.conns.get_mut(&key) {
-                                c.closing |= how != Close::WriteHalf;
-                            }
-                            self.host.actions.push_back(Action::Shutdown { key, how });
-                        }
-                    }
-                    other => break Some(other),
-                }
-            };
-            let Some(output) = rare else {
-                break;
-            };
-            match output {
-                Output::Open { conn, how } => self.open(slot, conn, how, now),
-                Output::Resume { conn } => {
-                    if let Some(&key) = s.conns.get(&conn) {
-                        if let Some(c) = self.conns.get_mut(&key) {
-                            c.paused_by_machine = false;
-                        }
-                        self.offer_held(key, now);
-                        self.update_read(key);
-                    }
-                }
-                Output::Splice { a, b } => {
-                    let (ka, kb) = (s.conns.get(&a).copied(), s.conns.get(&b).copied());
-                    if let (Some(ka), Some(kb)) = (ka, kb) {
-                        self.splice(ka, kb);
-                    }
-                }
-                _ => {}
+            let rare = drain_slot(s, slot, &mut self.conns, &self.config, &mut self.host, now);
+            if !self.rare(slot, rare, now) {
+                return;
             }
         }
-        // An application error is sticky: what was queued went out above;
-        // now the machine's connections close.
-        if let Some(s) = self.slots.get(&slot) {
-            if s.failed {
-                let keys: Vec<Key> = s.conns.values().copied().collect();
-                for key in keys {
+    }
+
+    /// Carries out an output `drain_slot` left to the whole engine;
+    /// returns whether the machine must be drained again.
+    fn rare(&mut self, slot: SlotId, rare: Rare<M::Event>, now: Now) -> bool {
+        let output = match rare {
+            Rare::Wait => return false,
+            Rare::Failed => {
+                self.close_failed(slot);
+                return false;
+            }
+            Rare::Output(o) => o,
+        };
+        let Some(s) = self.slots.get(&slot) else {
+            return false;
+        };
+        match output {
+            Output::Open { conn, how } => self.open(slot, conn, how, now),
+            Output::Resume { conn } => {
+                if let Some(&key) = s.conns.get(&conn) {
                     if let Some(c) = self.conns.get_mut(&key) {
-                        if !c.closing {
-                            c.closing = true;
-                            self.host.actions.push_back(Action::Shutdown {
-                                key,
-                                how: Close::Graceful,
-                            });
-                        }
+                        c.paused_by_machine = false;
                     }
+                    self.offer_held(key, now);
+                    self.update_read(key);
+                }
+            }
+            Output::Splice { a, b } => {
+                let (ka, kb) = (s.conns.get(&a).copied(), s.conns.get(&b).copied());
+                if let (Some(ka), Some(kb)) = (ka, kb) {
+                    self.splice(ka, kb);
+                }
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// An application error is sticky: what was queued went out; now the
+    /// machine's connections close.
+    fn close_failed(&mut self, slot: SlotId) {
+        let Some(s) = self.slots.get(&slot) else {
+            return;
+        };
+        let keys: Vec<Key> = s.conns.values().copied().collect();
+        for key in keys {
+            if let Some(c) = self.conns.get_mut(&key) {
+                if !c.closing {
+                    c.closing = true;
+                    self.host.actions.push_back(Action::Shutdown {
+                        key,
+                        how: Close::Graceful,
+                    });
                 }
             }
         }
@@ -1136,6 +1081,97 @@ where
             });
         } else {
             self.host.timers.push(Reverse((due, Timer::Idle(key))));
+        }
+    }
+}
+
+/// How [`drain_slot`] stopped.
+enum Rare<E> {
+    /// The machine waits.
+    Wait,
+    /// The machine waits, and it failed: its connections close.
+    Failed,
+    /// An output that needs the whole engine (it feeds the machine again,
+    /// or opens sockets).
+    Output(Output<E>),
+}
+
+/// Polls a machine until `Wait` or an output only the whole engine can
+/// carry out. The outputs of every request (writes, events, closes) are
+/// carried out here, with the slot in hand: one lookup per drain, not one
+/// per output.
+fn drain_slot<M: Machine, S: Service<M>>(
+    s: &mut Slot<M, S>,
+    slot: SlotId,
+    conns: &mut HashMap<Key, Conn>,
+    config: &EngineConfig,
+    host: &mut HostState<S::Done>,
+    now: Now,
+) -> Rare<M::Event> {
+    loop {
+        match s.machine.poll_output() {
+            Output::Wait { deadline } => {
+                if deadline != s.deadline {
+                    s.deadline = deadline;
+                    if let Some(d) = deadline {
+                        host.timers.push(Reverse((d, Timer::Machine(slot))));
+                    }
+                }
+                return if s.failed { Rare::Failed } else { Rare::Wait };
+            }
+            Output::Transmit { conn, payload } => {
+                let Some(&key) = s.conns.get(&conn) else {
+                    tracing::debug!(?conn, "transmit to unknown connection dropped");
+                    continue;
+                };
+                let chunk = match payload {
+                    Payload::Bytes(b) => Chunk::Bytes(b),
+                    Payload::File { id, offset, len } => match host.files.get(&id) {
+                        Some(f) => Chunk::File {
+                            file: f.clone(),
+                            offset,
+                            len,
+                        },
+                        None => {
+                            tracing::warn!(?id, "unregistered file; aborting connection");
+                            host.actions.push_back(Action::Shutdown {
+                                key,
+                                how: Close::Abort,
+                            });
+                            continue;
+                        }
+                    },
+                };
+                write(conns, config, &mut host.actions, key, chunk);
+            }
+            Output::SendTo { sock, to, bytes } => {
+                if let Some(&key) = s.conns.get(&sock) {
+                    host.actions.push_back(Action::SendTo { key, to, bytes });
+                }
+            }
+            Output::Event(e) => {
+                let mut slot_host = SlotHost {
+                    slot,
+                    state: host,
+                    files: &mut s.files,
+                };
+                let mut cx = Cx::new(&mut s.machine, now, &mut slot_host);
+                s.service.on_event(&mut cx, e);
+            }
+            Output::Multicast { sock, op } => {
+                if let Some(&key) = s.conns.get(&sock) {
+                    host.actions.push_back(Action::Multicast { key, op });
+                }
+            }
+            Output::Close { conn, how } => {
+                if let Some(&key) = s.conns.get(&conn) {
+                    if let Some(c) = conns.get_mut(&key) {
+                        c.closing |= how != Close::WriteHalf;
+                    }
+                    host.actions.push_back(Action::Shutdown { key, how });
+                }
+            }
+            other => return Rare::Output(other),
         }
     }
 }
