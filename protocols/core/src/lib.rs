@@ -32,6 +32,7 @@
 
 extern crate alloc;
 
+pub mod conn_map;
 pub mod dot;
 pub mod endpoint;
 pub mod id;
@@ -49,6 +50,7 @@ pub mod switch;
 pub mod testing;
 pub mod time;
 
+pub use conn_map::ConnMap;
 pub use endpoint::{ClientEndpoint, EndpointError, ServerEndpoint};
 pub use id::{ConnId, IdAllocator, ListenerId, SockId};
 pub use io::{

@@ -42,12 +42,12 @@
 //! `Date`. For HEAD, 204 and 304 no body is sent: bodies given for them
 //! are dropped, so one handler serves GET and HEAD alike.
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::vec::Vec;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use twill_core::{
-    Addr, Close, ConnId, Duration, FileId, Input, Instant, Machine, Now, Output, OutputBudget,
-    Payload,
+    Addr, Close, ConnId, ConnMap, Duration, FileId, Input, Instant, Machine, Now, Output,
+    OutputBudget, Payload,
 };
 
 use crate::batch::Out;
@@ -371,7 +371,7 @@ impl Conn {
 #[derive(Debug)]
 pub struct Server {
     cfg: ServerConfig,
-    conns: BTreeMap<ConnId, Conn>,
+    conns: ConnMap<Conn>,
     out: Out,
     /// Every connection's next deadline, earliest first: a hub with many
     /// connections finds its timer without looking at each.
@@ -406,7 +406,7 @@ impl Server {
     pub fn new(cfg: ServerConfig) -> Self {
         Server {
             cfg,
-            conns: BTreeMap::new(),
+            conns: ConnMap::new(),
             out: Out::default(),
             timers: BTreeSet::new(),
             touched: Vec::new(),
@@ -1005,7 +1005,7 @@ impl Server {
     /// The connection of `id`, the index of its response and whether
     /// that response is the one on the wire.
     fn locate<'a>(
-        conns: &'a mut BTreeMap<ConnId, Conn>,
+        conns: &'a mut ConnMap<Conn>,
         touched: &mut Vec<ConnId>,
         id: RequestId,
     ) -> Result<(&'a mut Conn, usize, bool), Error> {
