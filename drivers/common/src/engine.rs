@@ -849,7 +849,7 @@ where
         };
         // Drained with the slot in hand: no second lookup.
         let rare = drain_slot(s, slot, &mut self.conns, &self.config, &mut self.host, now);
-        if self.rare(slot, rare, now) {
+        if !matches!(rare, Rare::Wait) && self.rare(slot, rare, now) {
             self.drain(slot, now);
         }
         taken
@@ -881,7 +881,7 @@ where
                 return;
             };
             let rare = drain_slot(s, slot, &mut self.conns, &self.config, &mut self.host, now);
-            if !self.rare(slot, rare, now) {
+            if matches!(rare, Rare::Wait) || !self.rare(slot, rare, now) {
                 return;
             }
         }
