@@ -24,11 +24,11 @@
 //! length, which the RFC's "may be anything" data rule allows but its
 //! length rule does not quite.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use bytes::Bytes;
 use core::fmt;
 use twill_core::rng::Rng;
+use twill_core::ConnMap;
 use twill_core::{Close, ConnId, Input, Machine, Now, OutQueue, Output, OutputBudget};
 
 use crate::error::Error;
@@ -85,7 +85,7 @@ pub struct Chargen {
     limit: Option<u64>,
     rng: Option<Rng>,
     udp_line: usize,
-    conns: BTreeMap<ConnId, Conn>,
+    conns: ConnMap<Conn>,
     out: OutQueue<ServiceEvent>,
 }
 
@@ -116,7 +116,7 @@ impl Chargen {
             limit: None,
             rng: None,
             udp_line: 0,
-            conns: BTreeMap::new(),
+            conns: ConnMap::new(),
             out: OutQueue::new(),
         }
     }

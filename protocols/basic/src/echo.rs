@@ -13,7 +13,7 @@
 //! most the high-water mark of unflushed output per connection; the rest
 //! waits in the client's own socket buffers.
 
-use alloc::collections::BTreeMap;
+use twill_core::ConnMap;
 use twill_core::{Close, ConnId, Input, Machine, Now, OutQueue, Output, OutputBudget};
 
 use crate::error::Error;
@@ -36,7 +36,7 @@ struct Conn {
 #[derive(Debug, Default)]
 pub struct Echo {
     budget: OutputBudget,
-    conns: BTreeMap<ConnId, Conn>,
+    conns: ConnMap<Conn>,
     out: OutQueue<ServiceEvent>,
 }
 

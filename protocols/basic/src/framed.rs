@@ -18,9 +18,9 @@
 //! | `Closed` | [`FramedEvent::Closed`]; the id is forgotten |
 //! | `OpenFailed` | [`FramedEvent::OpenFailed`] |
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use bytes::{Bytes, BytesMut};
+use twill_core::ConnMap;
 use twill_core::{
     Addr, Close, ConnId, IdAllocator, Input, Machine, Now, Open, OpenError, OutQueue, Output,
     OutputBudget,
@@ -97,7 +97,7 @@ pub struct Framed<C> {
     codec: C,
     budget: OutputBudget,
     close_on_eof: bool,
-    conns: BTreeMap<ConnId, Conn<C>>,
+    conns: ConnMap<Conn<C>>,
     ids: IdAllocator,
     out: OutQueue<FramedEvent>,
 }
@@ -110,7 +110,7 @@ impl<C: Codec + Clone> Framed<C> {
             codec,
             budget: OutputBudget::default(),
             close_on_eof: false,
-            conns: BTreeMap::new(),
+            conns: ConnMap::new(),
             ids: IdAllocator::for_machine(),
             out: OutQueue::new(),
         }

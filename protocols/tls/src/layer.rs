@@ -9,8 +9,8 @@ use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 use twill_core::machine::earliest;
 use twill_core::{
-    Addr, ClientEndpoint, Close, ConnId, Duration, Input, Instant, ListenerId, Machine, Now, Open,
-    OpenError, Output, Payload, Role, TlsInfo,
+    Addr, ClientEndpoint, Close, ConnId, ConnMap, Duration, Input, Instant, ListenerId, Machine,
+    Now, Open, OpenError, Output, Payload, Role, TlsInfo,
 };
 
 use crate::config::{ClientSetup, ConfigError, ServerSetup, WallClock};
@@ -254,7 +254,7 @@ pub struct Tls<M: Machine> {
     connect: Option<Option<String>>,
     handshake_timeout: Duration,
     plaintext_limit: usize,
-    sessions: BTreeMap<ConnId, Session>,
+    sessions: ConnMap<Session>,
     /// Plain connections whose last take was short: the driver holds bytes.
     held: BTreeMap<ConnId, usize>,
     /// Hosts of the inner machine's `Connect`s, for SNI.
@@ -290,7 +290,7 @@ impl<M: Machine> Tls<M> {
             connect: None,
             handshake_timeout: Duration::from_secs(10),
             plaintext_limit: 64 * 1024,
-            sessions: BTreeMap::new(),
+            sessions: ConnMap::new(),
             held: BTreeMap::new(),
             connects: BTreeMap::new(),
             dead: BTreeMap::new(),
