@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +15,9 @@ use slab::Slab;
 use twill_core::service::Gone;
 use twill_core::{ClientEndpoint, Instant, Machine, Now, Service};
 use twill_driver::engine::Key;
+// Keys of these maps are ids the reactor hands out, never peer-chosen: no
+// need for SipHash's flooding defence (a server look-up per event).
+use twill_driver::IdMap as HashMap;
 use twill_driver::{BindError, Clock, LocalAddr, ServeOptions, SlotHandle, SystemClock};
 
 use crate::server::{Served, ServerState};
@@ -149,6 +152,7 @@ pub(crate) struct Core {
 
 impl Core {
     /// Both clocks, now.
+    #[inline]
     pub(crate) fn now(&self) -> Now {
         self.io_now.get().unwrap_or_else(|| self.clock.now())
     }
@@ -252,13 +256,13 @@ impl Reactor {
                 again: Vec::new(),
                 stop: false,
                 timers: BinaryHeap::new(),
-                callbacks: HashMap::new(),
+                callbacks: HashMap::default(),
                 next_timer: 0,
             },
             events: Events::with_capacity(1024),
-            servers: HashMap::new(),
+            servers: HashMap::default(),
             next_server: 1,
-            deferred: HashMap::new(),
+            deferred: HashMap::default(),
             next_deferred: 0,
         })
     }

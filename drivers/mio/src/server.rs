@@ -2,7 +2,6 @@
 //! carry out its actions.
 
 use std::any::Any;
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
@@ -19,6 +18,7 @@ use twill_driver::{
     SlotId,
 };
 
+use crate::queue::WriteQueue;
 use crate::reactor::{Core, Reactor};
 
 /// Bytes read from one connection per iteration before others get a turn.
@@ -162,9 +162,7 @@ struct Sock {
     dirty: bool,
     /// A close waiting for the queue to drain.
     shut: Option<Close>,
-    queue: VecDeque<Chunk>,
-    /// Bytes of the front chunk already written.
-    head: u64,
+    queue: WriteQueue,
 }
 
 impl Sock {
@@ -178,8 +176,7 @@ impl Sock {
             write_interest: false,
             dirty: false,
             shut: None,
-            queue: VecDeque::new(),
-            head: 0,
+            queue: WriteQueue::Empty,
         }
     }
 
@@ -188,6 +185,29 @@ impl Sock {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
+        }
+    }
+
+    /// Queues the socket (`key`) for the flush pass, once.
+    #[inline]
+    fn mark_dirty(&mut self, dirty: &mut Vec<Key>, key: Key) {
+        if !self.dirty {
+            self.dirty = true;
+            dirty.push(key);
+        }
+    }
+
+    /// Registers the socket again if whether it wants WRITABLE changed.
+    fn sync_interest(&mut self, registry: &mio::Registry) {
+        let want = self.interest();
+        if want.is_writable() != self.write_interest {
+            let token = self.token;
+            if let Some(src) = self.io.source() {
+                if let Err(e) = registry.reregister(src, token, want) {
+                    tracing::warn!(error = %e, "reregister failed");
+                }
+            }
+            self.write_interest = want.is_writable();
         }
     }
 }
@@ -379,23 +399,6 @@ where
         self.engine.closed(key, now);
     }
 
-    /// Registers the socket's current interest again if it changed.
-    fn update_interest(&mut self, core: &mut Core, key: Key) {
-        let Some(s) = self.socks.get_mut(&key) else {
-            return;
-        };
-        let want = s.interest();
-        if want.is_writable() != s.write_interest {
-            let token = s.token;
-            if let Some(src) = s.io.source() {
-                if let Err(e) = core.poll.registry().reregister(src, token, want) {
-                    tracing::warn!(error = %e, "reregister failed");
-                }
-            }
-            s.write_interest = want.is_writable();
-        }
-    }
-
     // ---- actions --------------------------------------------------------
 
     /// Carries out the engine's actions and flushes what they queued,
@@ -410,9 +413,6 @@ where
             }
             let mut dirty = std::mem::replace(&mut self.dirty, std::mem::take(&mut self.spare));
             for key in dirty.drain(..) {
-                if let Some(s) = self.socks.get_mut(&key) {
-                    s.dirty = false;
-                }
                 self.flush(core, key);
             }
             self.spare = dirty;
@@ -421,21 +421,17 @@ where
 
     fn mark_dirty(&mut self, key: Key) {
         if let Some(s) = self.socks.get_mut(&key) {
-            if !s.dirty {
-                s.dirty = true;
-                self.dirty.push(key);
-            }
+            s.mark_dirty(&mut self.dirty, key);
         }
     }
 
     fn act(&mut self, core: &mut Core, action: Action<S::Done>) {
-        let now = core.now();
         match action {
             Action::Write { key, chunk } => match self.socks.get_mut(&key) {
                 Some(s) if s.shut.is_none() || s.shut == Some(Close::WriteHalf) => {
                     if !chunk.is_empty() {
-                        s.queue.push_back(chunk);
-                        self.mark_dirty(key);
+                        s.queue.push(chunk);
+                        s.mark_dirty(&mut self.dirty, key);
                     }
                 }
                 _ => tracing::debug!(key, "write to a closed socket dropped"),
@@ -463,16 +459,22 @@ where
                     }
                 }
             }
-            Action::Read { key, on } => {
+            // Stopping needs nothing here: `read_stream` asks the engine
+            // before every read.
+            Action::Read { on: false, .. } => {}
+            Action::Read { key, on: true } => {
                 if let Some(s) = self.socks.get(&key) {
                     // Readiness seen while paused is not reported again.
-                    if on && s.readable && !s.eof {
+                    if s.readable && !s.eof {
                         core.again.push((self.id, key));
                     }
                 }
             }
             Action::Shutdown { key, how } => match self.socks.get_mut(&key) {
-                None => self.engine.closed(key, now),
+                None => {
+                    let now = core.now();
+                    self.engine.closed(key, now);
+                }
                 Some(s) if how == Close::Abort || !s.io.is_stream() && !s.io.is_connecting() => {
                     if how == Close::Abort {
                         s.io.set_abortive();
@@ -664,7 +666,7 @@ where
                 // Whatever arrived with the handshake is read below.
                 s.readable = true;
                 let queued = !s.queue.is_empty() || s.shut.is_some();
-                self.update_interest(core, key);
+                s.sync_interest(core.poll.registry());
                 self.engine.opened(key, local, peer, now);
                 if queued {
                     self.mark_dirty(key);
@@ -735,9 +737,17 @@ where
                 Err(e) => {
                     tracing::debug!(error = %e, key, "read failed; closing");
                     self.close(core, key);
+                    self.process(core);
+                    return;
                 }
             }
+            // Only a new event makes a drained socket readable again, and
+            // none comes in `process`: no need to look the socket up again.
+            let drained = !s.readable;
             self.process(core);
+            if drained {
+                return;
+            }
         }
     }
 
@@ -832,34 +842,36 @@ where
 
     /// Writes the queue until it is empty or the socket would block, then
     /// carries out a pending close.
+    ///
+    /// One look-up of the socket serves the whole flush: the engine only
+    /// queues actions, so the socket stays put across `sent`.
     fn flush(&mut self, core: &mut Core, key: Key) {
         let Some(s) = self.socks.get_mut(&key) else {
             return;
         };
+        // Flushed now: a pass this key is still queued for finds nothing
+        // to do, or what came since.
+        s.dirty = false;
         if !s.io.is_stream() {
             return; // connecting: flushed once connected
         }
-        let (total, r) = write_queue(&mut s.io, &mut s.queue, &mut s.head, &mut core.buf);
-        let now = core.now();
+        let (total, r) = write_queue(&mut s.io, &mut s.queue, &mut core.buf);
         if let Err(e) = r {
             tracing::debug!(error = %e, key, "write failed; closing");
             self.close(core, key);
             return;
         }
-        self.update_interest(core, key);
+        s.sync_interest(core.poll.registry());
         if total > 0 {
-            self.engine.sent(key, total, now);
+            self.engine.sent(key, total, core.now());
         }
-        let Some(s) = self.socks.get_mut(&key) else {
-            return;
-        };
         if !s.queue.is_empty() {
             return;
         }
         match s.shut {
             None => {}
             // What the `Sent` above made the machine say goes out first.
-            Some(_) if self.engine.has_actions() => self.mark_dirty(key),
+            Some(_) if self.engine.has_actions() => s.mark_dirty(&mut self.dirty, key),
             Some(Close::WriteHalf) => {
                 s.shut = None;
                 s.io.shutdown_write();
@@ -872,18 +884,13 @@ where
 /// Writes queued chunks with vectored writes (and `sendfile` for file
 /// ranges) until the queue is empty or the socket would block. Returns the
 /// bytes written and the error that stopped it, if any.
-fn write_queue(
-    io: &mut Io,
-    queue: &mut VecDeque<Chunk>,
-    head: &mut u64,
-    scratch: &mut [u8],
-) -> (usize, io::Result<()>) {
+fn write_queue(io: &mut Io, queue: &mut WriteQueue, scratch: &mut [u8]) -> (usize, io::Result<()>) {
     let mut total = 0;
     loop {
         let r = match queue.front() {
             None => return (total, Ok(())),
             Some(Chunk::File { file, offset, len }) => {
-                let (off, rest) = (offset + *head, len - *head);
+                let (off, rest) = (*offset, *len);
                 match io.sendfile(file, off, rest) {
                     Err(e) if no_sendfile(&e) => {
                         // No sendfile for this pair: copy through memory.
@@ -905,18 +912,17 @@ fn write_queue(
             Some(Chunk::Bytes(b)) if !matches!(queue.get(1), Some(Chunk::Bytes(_))) => {
                 // One chunk (a reply, or a pipelined batch of them): a
                 // plain write, with no iovec array to fill.
-                io.write(&b[(*head as usize).min(b.len())..])
+                io.write(b)
             }
             Some(Chunk::Bytes(_)) => {
                 let mut iov = [IoSlice::new(&[]); MAX_IOV];
                 let mut n = 0;
-                for (i, c) in queue.iter().enumerate() {
+                for c in queue.iter() {
                     let Chunk::Bytes(b) = c else { break };
                     if n == MAX_IOV {
                         break;
                     }
-                    let skip = if i == 0 { *head as usize } else { 0 };
-                    iov[n] = IoSlice::new(&b[skip.min(b.len())..]);
+                    iov[n] = IoSlice::new(b);
                     n += 1;
                 }
                 io.write_vectored(&iov[..n])
@@ -926,23 +932,7 @@ fn write_queue(
             Ok(0) => return (total, Err(io::ErrorKind::WriteZero.into())),
             Ok(n) => {
                 total += n;
-                let mut n = n as u64;
-                while n > 0 {
-                    let Some(front) = queue.front() else { break };
-                    let rest = front.len() - *head;
-                    if n >= rest {
-                        n -= rest;
-                        *head = 0;
-                        queue.pop_front();
-                    } else {
-                        *head += n;
-                        n = 0;
-                    }
-                }
-                if queue.is_empty() {
-                    // Give a long-lived idle connection's queue memory back.
-                    queue.shrink_to(0);
-                }
+                queue.consume(n as u64);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (total, Ok(())),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -1030,5 +1020,19 @@ where
 
     fn as_any(&mut self) -> &mut dyn Any {
         self
+    }
+}
+#[cfg(test)]
+mod tmp_size {
+    #[test]
+    fn sizes() {
+        eprintln!(
+            "SIZES sock {} wq {} vd {} chunk {} io {}",
+            std::mem::size_of::<super::Sock>(),
+            std::mem::size_of::<crate::queue::WriteQueue>(),
+            std::mem::size_of::<std::collections::VecDeque<twill_driver::Chunk>>(),
+            std::mem::size_of::<twill_driver::Chunk>(),
+            std::mem::size_of::<super::Io>()
+        );
     }
 }
