@@ -198,6 +198,7 @@ impl Sock {
     }
 
     /// Registers the socket again if whether it wants WRITABLE changed.
+    #[inline]
     fn sync_interest(&mut self, registry: &mio::Registry) {
         let want = self.interest();
         if want.is_writable() != self.write_interest {
@@ -408,8 +409,17 @@ where
             while let Some(a) = self.engine.poll_action() {
                 self.act(core, a);
             }
-            if self.dirty.is_empty() {
-                return;
+            match self.dirty.len() {
+                0 => return,
+                // The usual pass: one socket. A key its flush queues again
+                // waits for the actions polled first, as below.
+                1 => {
+                    if let Some(key) = self.dirty.pop() {
+                        self.flush(core, key);
+                    }
+                    continue;
+                }
+                _ => {}
             }
             let mut dirty = std::mem::replace(&mut self.dirty, std::mem::take(&mut self.spare));
             for key in dirty.drain(..) {
@@ -672,7 +682,7 @@ where
                     self.mark_dirty(key);
                 }
                 self.process(core);
-                self.read_stream(core, key);
+                self.read_stream(core, key, READ_BUDGET);
             }
             Err(e) => {
                 let rest = match &mut s.io {
@@ -694,59 +704,35 @@ where
     // ---- reading --------------------------------------------------------
 
     /// Reads a stream until it would block, the machine pauses it, or its
-    /// share of this iteration is used up (then it is queued to continue).
-    fn read_stream(&mut self, core: &mut Core, key: Key) {
-        let mut budget = READ_BUDGET;
+    /// share of this iteration (`budget` bytes) is used up (then it is
+    /// queued to continue).
+    fn read_stream(&mut self, core: &mut Core, key: Key, mut budget: usize) {
         loop {
             let Some(s) = self.socks.get_mut(&key) else {
                 return;
             };
-            if !s.readable || s.eof || !s.io.is_stream() || !self.engine.wants_read(key) {
+            let step = read_once(self.id, s, &mut self.engine, core, key, &mut budget);
+            if !self.after_read(core, key, step) {
                 return;
             }
-            if budget == 0 {
-                core.again.push((self.id, key));
-                return;
-            }
-            let r = s.io.read(&mut core.buf);
-            let now = core.now();
-            match r {
-                Ok(0) => {
-                    s.readable = false;
-                    s.eof = true;
-                    self.engine.eof(key, true, now);
-                }
-                Ok(n) => {
-                    budget = budget.saturating_sub(n);
-                    // A read that did not fill the buffer emptied the
-                    // socket: with edge-triggered readiness, more data
-                    // brings a new event, so the read that would only say
-                    // "would block" is skipped (one syscall per request
-                    // on a keep-alive connection). A reported hang-up
-                    // still needs the read that returns the end.
-                    if n < core.buf.len() && !s.hup {
-                        s.readable = false;
-                    }
-                    self.engine.data(key, &core.buf[..n], now);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    s.readable = false;
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    tracing::debug!(error = %e, key, "read failed; closing");
-                    self.close(core, key);
-                    self.process(core);
-                    return;
-                }
-            }
+        }
+    }
+
+    /// Carries out what a read led to; whether to read again.
+    fn after_read(&mut self, core: &mut Core, key: Key, step: ReadStep) -> bool {
+        match step {
+            ReadStep::Stop => false,
             // Only a new event makes a drained socket readable again, and
-            // none comes in `process`: no need to look the socket up again.
-            let drained = !s.readable;
-            self.process(core);
-            if drained {
-                return;
+            // none comes in `process`: no need to look at it again.
+            ReadStep::Delivered { drained } => {
+                self.process(core);
+                !drained
+            }
+            ReadStep::Failed(e) => {
+                tracing::debug!(error = %e, key, "read failed; closing");
+                self.close(core, key);
+                self.process(core);
+                false
             }
         }
     }
@@ -881,6 +867,71 @@ where
     }
 }
 
+/// What one read of a stream came to.
+enum ReadStep {
+    /// Nothing read: not readable, paused, or out of budget.
+    Stop,
+    /// Bytes or the end of stream went to the engine; `drained`: the
+    /// socket has nothing more until its next event.
+    Delivered { drained: bool },
+    /// The read failed: the connection must close.
+    Failed(io::Error),
+}
+
+/// Reads stream `s` (`key` of server `id`) once and hands what came to the
+/// engine, unless it is not readable, the engine paused it, or `budget`
+/// is used up (then it is queued to continue next iteration).
+fn read_once<M: Machine, S: Service<M>>(
+    id: u64,
+    s: &mut Sock,
+    engine: &mut Engine<M, S>,
+    core: &mut Core,
+    key: Key,
+    budget: &mut usize,
+) -> ReadStep {
+    loop {
+        if !s.readable || s.eof || !s.io.is_stream() || !engine.wants_read(key) {
+            return ReadStep::Stop;
+        }
+        if *budget == 0 {
+            core.again.push((id, key));
+            return ReadStep::Stop;
+        }
+        let r = s.io.read(&mut core.buf);
+        let now = core.now();
+        return match r {
+            Ok(0) => {
+                s.readable = false;
+                s.eof = true;
+                engine.eof(key, true, now);
+                ReadStep::Delivered { drained: true }
+            }
+            Ok(n) => {
+                *budget = budget.saturating_sub(n);
+                // A read that did not fill the buffer emptied the socket:
+                // with edge-triggered readiness, more data brings a new
+                // event, so the read that would only say "would block" is
+                // skipped (one syscall per request on a keep-alive
+                // connection). A reported hang-up still needs the read
+                // that returns the end.
+                if n < core.buf.len() && !s.hup {
+                    s.readable = false;
+                }
+                engine.data(key, &core.buf[..n], now);
+                ReadStep::Delivered {
+                    drained: !s.readable,
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                s.readable = false;
+                ReadStep::Stop
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => ReadStep::Failed(e),
+        };
+    }
+}
+
 /// Writes queued chunks with vectored writes (and `sendfile` for file
 /// ranges) until the queue is empty or the socket would block. Returns the
 /// bytes written and the error that stopped it, if any.
@@ -976,8 +1027,15 @@ where
                 if writable && !s.queue.is_empty() {
                     self.flush(core, key);
                     self.process(core);
+                    self.read_stream(core, key, READ_BUDGET);
+                    return;
                 }
-                self.read_stream(core, key);
+                // The first read uses the look-up above.
+                let mut budget = READ_BUDGET;
+                let step = read_once(self.id, s, &mut self.engine, core, key, &mut budget);
+                if self.after_read(core, key, step) {
+                    self.read_stream(core, key, budget);
+                }
             }
         }
     }
@@ -989,7 +1047,7 @@ where
         match s.io {
             Io::TcpListener(_) | Io::UnixListener(..) => self.accept(core, key),
             Io::Udp(..) => self.recv(core, key),
-            Io::Tcp(_) | Io::Unix(_) => self.read_stream(core, key),
+            Io::Tcp(_) | Io::Unix(_) => self.read_stream(core, key, READ_BUDGET),
             _ => {}
         }
     }
