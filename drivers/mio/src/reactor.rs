@@ -3,7 +3,7 @@
 
 use std::any::Any;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +15,9 @@ use slab::Slab;
 use twill_core::service::Gone;
 use twill_core::{ClientEndpoint, Instant, Machine, Now, Service};
 use twill_driver::engine::Key;
+// Keys of these maps are ids the reactor hands out, never peer-chosen: no
+// need for SipHash's flooding defence (a server look-up per event).
+use twill_driver::IdMap as HashMap;
 use twill_driver::{BindError, Clock, LocalAddr, ServeOptions, SlotHandle, SystemClock};
 
 use crate::server::{Served, ServerState};
@@ -149,6 +152,7 @@ pub(crate) struct Core {
 
 impl Core {
     /// Both clocks, now.
+    #[inline]
     pub(crate) fn now(&self) -> Now {
         self.io_now.get().unwrap_or_else(|| self.clock.now())
     }
@@ -252,13 +256,13 @@ impl Reactor {
                 again: Vec::new(),
                 stop: false,
                 timers: BinaryHeap::new(),
-                callbacks: HashMap::new(),
+                callbacks: HashMap::default(),
                 next_timer: 0,
             },
             events: Events::with_capacity(1024),
-            servers: HashMap::new(),
+            servers: HashMap::default(),
             next_server: 1,
-            deferred: HashMap::new(),
+            deferred: HashMap::default(),
             next_deferred: 0,
         })
     }
@@ -361,11 +365,12 @@ impl Reactor {
     /// Runs until [`Reactor::stop`], [`ReactorHandle::stop`] or a service's
     /// stop request. It may be run again afterwards.
     pub fn run(&mut self) -> io::Result<()> {
+        let mut now = None;
         loop {
             if self.take_stop() {
                 return Ok(());
             }
-            self.run_once(None)?;
+            now = self.iterate(None, now)?;
         }
     }
 
@@ -379,14 +384,29 @@ impl Reactor {
     /// something happens; shortened to the next timer), then handles ready
     /// sockets, calls from other threads, due timers and machine deadlines.
     pub fn run_once(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        self.iterate(timeout, None).map(|_| ())
+    }
+
+    /// [`Reactor::run_once`], given the time if it is known to be current
+    /// (the previous iteration of [`Reactor::run`] read it last and did no
+    /// work after), and returning the time in the same case. In a busy
+    /// server this leaves two clock reads per iteration instead of four.
+    fn iterate(
+        &mut self,
+        timeout: Option<Duration>,
+        current: Option<Now>,
+    ) -> io::Result<Option<Now>> {
         let again = std::mem::take(&mut self.core.again);
         let mut wait = timeout;
         if !again.is_empty() || self.core.stop || self.core.shared.stop.load(Ordering::Acquire) {
             wait = Some(Duration::ZERO);
         }
-        if let Some(at) = self.next_wakeup() {
-            let until = at - self.core.now().mono;
-            wait = Some(wait.map_or(until, |w| w.min(until)));
+        if wait != Some(Duration::ZERO) {
+            if let Some(at) = self.next_wakeup() {
+                let now = current.unwrap_or_else(|| self.core.now()).mono;
+                let until = at - now;
+                wait = Some(wait.map_or(until, |w| w.min(until)));
+            }
         }
         match self.core.poll.poll(&mut self.events, wait) {
             Ok(()) => {}
@@ -428,21 +448,24 @@ impl Reactor {
             f(self);
         }
 
-        self.run_timers();
-
+        // One reading for timers and deadlines: one that falls due while
+        // the others run is handled next iteration, which does not sleep.
         let now = self.core.now();
+        let mut fired = self.run_timers(now.mono);
         for srv in self.servers.values_mut() {
             if srv.deadline().is_some_and(|d| d <= now.mono) {
                 srv.timeout(&mut self.core, now);
+                fired = true;
             }
         }
-        Ok(())
+        Ok((!fired).then_some(now))
     }
 
-    /// Runs the calls due now that were scheduled before this pass began
-    /// (a call that schedules another with no delay does not starve I/O).
-    fn run_timers(&mut self) {
-        let now = self.core.now().mono;
+    /// Runs the calls due at `now` that were scheduled before this pass
+    /// began (a call that schedules another with no delay does not starve
+    /// I/O). Whether any ran.
+    fn run_timers(&mut self, now: Instant) -> bool {
+        let mut ran = false;
         let limit = self.core.next_timer;
         let mut later = Vec::new();
         while let Some(Reverse((at, id))) = self.core.timers.peek().copied() {
@@ -456,9 +479,11 @@ impl Reactor {
             }
             if let Some(f) = self.core.callbacks.remove(&id) {
                 f(self);
+                ran = true;
             }
         }
         self.core.timers.extend(later);
+        ran
     }
 
     // ---- servers --------------------------------------------------------

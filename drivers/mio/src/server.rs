@@ -2,7 +2,6 @@
 //! carry out its actions.
 
 use std::any::Any;
-use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr};
@@ -19,6 +18,7 @@ use twill_driver::{
     SlotId,
 };
 
+use crate::queue::WriteQueue;
 use crate::reactor::{Core, Reactor};
 
 /// Bytes read from one connection per iteration before others get a turn.
@@ -162,9 +162,7 @@ struct Sock {
     dirty: bool,
     /// A close waiting for the queue to drain.
     shut: Option<Close>,
-    queue: VecDeque<Chunk>,
-    /// Bytes of the front chunk already written.
-    head: u64,
+    queue: WriteQueue,
 }
 
 impl Sock {
@@ -178,8 +176,7 @@ impl Sock {
             write_interest: false,
             dirty: false,
             shut: None,
-            queue: VecDeque::new(),
-            head: 0,
+            queue: WriteQueue::Empty,
         }
     }
 
@@ -188,6 +185,30 @@ impl Sock {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
+        }
+    }
+
+    /// Queues the socket (`key`) for the flush pass, once.
+    #[inline]
+    fn mark_dirty(&mut self, dirty: &mut Vec<Key>, key: Key) {
+        if !self.dirty {
+            self.dirty = true;
+            dirty.push(key);
+        }
+    }
+
+    /// Registers the socket again if whether it wants WRITABLE changed.
+    #[inline]
+    fn sync_interest(&mut self, registry: &mio::Registry) {
+        let want = self.interest();
+        if want.is_writable() != self.write_interest {
+            let token = self.token;
+            if let Some(src) = self.io.source() {
+                if let Err(e) = registry.reregister(src, token, want) {
+                    tracing::warn!(error = %e, "reregister failed");
+                }
+            }
+            self.write_interest = want.is_writable();
         }
     }
 }
@@ -379,23 +400,6 @@ where
         self.engine.closed(key, now);
     }
 
-    /// Registers the socket's current interest again if it changed.
-    fn update_interest(&mut self, core: &mut Core, key: Key) {
-        let Some(s) = self.socks.get_mut(&key) else {
-            return;
-        };
-        let want = s.interest();
-        if want.is_writable() != s.write_interest {
-            let token = s.token;
-            if let Some(src) = s.io.source() {
-                if let Err(e) = core.poll.registry().reregister(src, token, want) {
-                    tracing::warn!(error = %e, "reregister failed");
-                }
-            }
-            s.write_interest = want.is_writable();
-        }
-    }
-
     // ---- actions --------------------------------------------------------
 
     /// Carries out the engine's actions and flushes what they queued,
@@ -405,14 +409,20 @@ where
             while let Some(a) = self.engine.poll_action() {
                 self.act(core, a);
             }
-            if self.dirty.is_empty() {
-                return;
+            match self.dirty.len() {
+                0 => return,
+                // The usual pass: one socket. A key its flush queues again
+                // waits for the actions polled first, as below.
+                1 => {
+                    if let Some(key) = self.dirty.pop() {
+                        self.flush(core, key);
+                    }
+                    continue;
+                }
+                _ => {}
             }
             let mut dirty = std::mem::replace(&mut self.dirty, std::mem::take(&mut self.spare));
             for key in dirty.drain(..) {
-                if let Some(s) = self.socks.get_mut(&key) {
-                    s.dirty = false;
-                }
                 self.flush(core, key);
             }
             self.spare = dirty;
@@ -421,21 +431,17 @@ where
 
     fn mark_dirty(&mut self, key: Key) {
         if let Some(s) = self.socks.get_mut(&key) {
-            if !s.dirty {
-                s.dirty = true;
-                self.dirty.push(key);
-            }
+            s.mark_dirty(&mut self.dirty, key);
         }
     }
 
     fn act(&mut self, core: &mut Core, action: Action<S::Done>) {
-        let now = core.now();
         match action {
             Action::Write { key, chunk } => match self.socks.get_mut(&key) {
                 Some(s) if s.shut.is_none() || s.shut == Some(Close::WriteHalf) => {
                     if !chunk.is_empty() {
-                        s.queue.push_back(chunk);
-                        self.mark_dirty(key);
+                        s.queue.push(chunk);
+                        s.mark_dirty(&mut self.dirty, key);
                     }
                 }
                 _ => tracing::debug!(key, "write to a closed socket dropped"),
@@ -463,16 +469,22 @@ where
                     }
                 }
             }
-            Action::Read { key, on } => {
+            // Stopping needs nothing here: `read_stream` asks the engine
+            // before every read.
+            Action::Read { on: false, .. } => {}
+            Action::Read { key, on: true } => {
                 if let Some(s) = self.socks.get(&key) {
                     // Readiness seen while paused is not reported again.
-                    if on && s.readable && !s.eof {
+                    if s.readable && !s.eof {
                         core.again.push((self.id, key));
                     }
                 }
             }
             Action::Shutdown { key, how } => match self.socks.get_mut(&key) {
-                None => self.engine.closed(key, now),
+                None => {
+                    let now = core.now();
+                    self.engine.closed(key, now);
+                }
                 Some(s) if how == Close::Abort || !s.io.is_stream() && !s.io.is_connecting() => {
                     if how == Close::Abort {
                         s.io.set_abortive();
@@ -664,13 +676,13 @@ where
                 // Whatever arrived with the handshake is read below.
                 s.readable = true;
                 let queued = !s.queue.is_empty() || s.shut.is_some();
-                self.update_interest(core, key);
+                s.sync_interest(core.poll.registry());
                 self.engine.opened(key, local, peer, now);
                 if queued {
                     self.mark_dirty(key);
                 }
                 self.process(core);
-                self.read_stream(core, key);
+                self.read_stream(core, key, READ_BUDGET);
             }
             Err(e) => {
                 let rest = match &mut s.io {
@@ -692,52 +704,36 @@ where
     // ---- reading --------------------------------------------------------
 
     /// Reads a stream until it would block, the machine pauses it, or its
-    /// share of this iteration is used up (then it is queued to continue).
-    fn read_stream(&mut self, core: &mut Core, key: Key) {
-        let mut budget = READ_BUDGET;
+    /// share of this iteration (`budget` bytes) is used up (then it is
+    /// queued to continue).
+    fn read_stream(&mut self, core: &mut Core, key: Key, mut budget: usize) {
         loop {
             let Some(s) = self.socks.get_mut(&key) else {
                 return;
             };
-            if !s.readable || s.eof || !s.io.is_stream() || !self.engine.wants_read(key) {
+            let step = read_once(self.id, s, &mut self.engine, core, key, &mut budget);
+            if !self.after_read(core, key, step) {
                 return;
             }
-            if budget == 0 {
-                core.again.push((self.id, key));
-                return;
+        }
+    }
+
+    /// Carries out what a read led to; whether to read again.
+    fn after_read(&mut self, core: &mut Core, key: Key, step: ReadStep) -> bool {
+        match step {
+            ReadStep::Stop => false,
+            // Only a new event makes a drained socket readable again, and
+            // none comes in `process`: no need to look at it again.
+            ReadStep::Delivered { drained } => {
+                self.process(core);
+                !drained
             }
-            let r = s.io.read(&mut core.buf);
-            let now = core.now();
-            match r {
-                Ok(0) => {
-                    s.readable = false;
-                    s.eof = true;
-                    self.engine.eof(key, true, now);
-                }
-                Ok(n) => {
-                    budget = budget.saturating_sub(n);
-                    // A read that did not fill the buffer emptied the
-                    // socket: with edge-triggered readiness, more data
-                    // brings a new event, so the read that would only say
-                    // "would block" is skipped (one syscall per request
-                    // on a keep-alive connection). A reported hang-up
-                    // still needs the read that returns the end.
-                    if n < core.buf.len() && !s.hup {
-                        s.readable = false;
-                    }
-                    self.engine.data(key, &core.buf[..n], now);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    s.readable = false;
-                    return;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    tracing::debug!(error = %e, key, "read failed; closing");
-                    self.close(core, key);
-                }
+            ReadStep::Failed(e) => {
+                tracing::debug!(error = %e, key, "read failed; closing");
+                self.close(core, key);
+                self.process(core);
+                false
             }
-            self.process(core);
         }
     }
 
@@ -832,34 +828,36 @@ where
 
     /// Writes the queue until it is empty or the socket would block, then
     /// carries out a pending close.
+    ///
+    /// One look-up of the socket serves the whole flush: the engine only
+    /// queues actions, so the socket stays put across `sent`.
     fn flush(&mut self, core: &mut Core, key: Key) {
         let Some(s) = self.socks.get_mut(&key) else {
             return;
         };
+        // Flushed now: a pass this key is still queued for finds nothing
+        // to do, or what came since.
+        s.dirty = false;
         if !s.io.is_stream() {
             return; // connecting: flushed once connected
         }
-        let (total, r) = write_queue(&mut s.io, &mut s.queue, &mut s.head, &mut core.buf);
-        let now = core.now();
+        let (total, r) = write_queue(&mut s.io, &mut s.queue, &mut core.buf);
         if let Err(e) = r {
             tracing::debug!(error = %e, key, "write failed; closing");
             self.close(core, key);
             return;
         }
-        self.update_interest(core, key);
+        s.sync_interest(core.poll.registry());
         if total > 0 {
-            self.engine.sent(key, total, now);
+            self.engine.sent(key, total, core.now());
         }
-        let Some(s) = self.socks.get_mut(&key) else {
-            return;
-        };
         if !s.queue.is_empty() {
             return;
         }
         match s.shut {
             None => {}
             // What the `Sent` above made the machine say goes out first.
-            Some(_) if self.engine.has_actions() => self.mark_dirty(key),
+            Some(_) if self.engine.has_actions() => s.mark_dirty(&mut self.dirty, key),
             Some(Close::WriteHalf) => {
                 s.shut = None;
                 s.io.shutdown_write();
@@ -869,21 +867,81 @@ where
     }
 }
 
+/// What one read of a stream came to.
+enum ReadStep {
+    /// Nothing read: not readable, paused, or out of budget.
+    Stop,
+    /// Bytes or the end of stream went to the engine; `drained`: the
+    /// socket has nothing more until its next event.
+    Delivered { drained: bool },
+    /// The read failed: the connection must close.
+    Failed(io::Error),
+}
+
+/// Reads stream `s` (`key` of server `id`) once and hands what came to the
+/// engine, unless it is not readable, the engine paused it, or `budget`
+/// is used up (then it is queued to continue next iteration).
+fn read_once<M: Machine, S: Service<M>>(
+    id: u64,
+    s: &mut Sock,
+    engine: &mut Engine<M, S>,
+    core: &mut Core,
+    key: Key,
+    budget: &mut usize,
+) -> ReadStep {
+    loop {
+        if !s.readable || s.eof || !s.io.is_stream() || !engine.wants_read(key) {
+            return ReadStep::Stop;
+        }
+        if *budget == 0 {
+            core.again.push((id, key));
+            return ReadStep::Stop;
+        }
+        let r = s.io.read(&mut core.buf);
+        let now = core.now();
+        return match r {
+            Ok(0) => {
+                s.readable = false;
+                s.eof = true;
+                engine.eof(key, true, now);
+                ReadStep::Delivered { drained: true }
+            }
+            Ok(n) => {
+                *budget = budget.saturating_sub(n);
+                // A read that did not fill the buffer emptied the socket:
+                // with edge-triggered readiness, more data brings a new
+                // event, so the read that would only say "would block" is
+                // skipped (one syscall per request on a keep-alive
+                // connection). A reported hang-up still needs the read
+                // that returns the end.
+                if n < core.buf.len() && !s.hup {
+                    s.readable = false;
+                }
+                engine.data(key, &core.buf[..n], now);
+                ReadStep::Delivered {
+                    drained: !s.readable,
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                s.readable = false;
+                ReadStep::Stop
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => ReadStep::Failed(e),
+        };
+    }
+}
+
 /// Writes queued chunks with vectored writes (and `sendfile` for file
 /// ranges) until the queue is empty or the socket would block. Returns the
 /// bytes written and the error that stopped it, if any.
-fn write_queue(
-    io: &mut Io,
-    queue: &mut VecDeque<Chunk>,
-    head: &mut u64,
-    scratch: &mut [u8],
-) -> (usize, io::Result<()>) {
+fn write_queue(io: &mut Io, queue: &mut WriteQueue, scratch: &mut [u8]) -> (usize, io::Result<()>) {
     let mut total = 0;
     loop {
         let r = match queue.front() {
             None => return (total, Ok(())),
             Some(Chunk::File { file, offset, len }) => {
-                let (off, rest) = (offset + *head, len - *head);
+                let (off, rest) = (*offset, *len);
                 match io.sendfile(file, off, rest) {
                     Err(e) if no_sendfile(&e) => {
                         // No sendfile for this pair: copy through memory.
@@ -905,18 +963,17 @@ fn write_queue(
             Some(Chunk::Bytes(b)) if !matches!(queue.get(1), Some(Chunk::Bytes(_))) => {
                 // One chunk (a reply, or a pipelined batch of them): a
                 // plain write, with no iovec array to fill.
-                io.write(&b[(*head as usize).min(b.len())..])
+                io.write(b)
             }
             Some(Chunk::Bytes(_)) => {
                 let mut iov = [IoSlice::new(&[]); MAX_IOV];
                 let mut n = 0;
-                for (i, c) in queue.iter().enumerate() {
+                for c in queue.iter() {
                     let Chunk::Bytes(b) = c else { break };
                     if n == MAX_IOV {
                         break;
                     }
-                    let skip = if i == 0 { *head as usize } else { 0 };
-                    iov[n] = IoSlice::new(&b[skip.min(b.len())..]);
+                    iov[n] = IoSlice::new(b);
                     n += 1;
                 }
                 io.write_vectored(&iov[..n])
@@ -926,23 +983,7 @@ fn write_queue(
             Ok(0) => return (total, Err(io::ErrorKind::WriteZero.into())),
             Ok(n) => {
                 total += n;
-                let mut n = n as u64;
-                while n > 0 {
-                    let Some(front) = queue.front() else { break };
-                    let rest = front.len() - *head;
-                    if n >= rest {
-                        n -= rest;
-                        *head = 0;
-                        queue.pop_front();
-                    } else {
-                        *head += n;
-                        n = 0;
-                    }
-                }
-                if queue.is_empty() {
-                    // Give a long-lived idle connection's queue memory back.
-                    queue.shrink_to(0);
-                }
+                queue.consume(n as u64);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (total, Ok(())),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -986,8 +1027,15 @@ where
                 if writable && !s.queue.is_empty() {
                     self.flush(core, key);
                     self.process(core);
+                    self.read_stream(core, key, READ_BUDGET);
+                    return;
                 }
-                self.read_stream(core, key);
+                // The first read uses the look-up above.
+                let mut budget = READ_BUDGET;
+                let step = read_once(self.id, s, &mut self.engine, core, key, &mut budget);
+                if self.after_read(core, key, step) {
+                    self.read_stream(core, key, budget);
+                }
             }
         }
     }
@@ -999,7 +1047,7 @@ where
         match s.io {
             Io::TcpListener(_) | Io::UnixListener(..) => self.accept(core, key),
             Io::Udp(..) => self.recv(core, key),
-            Io::Tcp(_) | Io::Unix(_) => self.read_stream(core, key),
+            Io::Tcp(_) | Io::Unix(_) => self.read_stream(core, key, READ_BUDGET),
             _ => {}
         }
     }
@@ -1030,5 +1078,19 @@ where
 
     fn as_any(&mut self) -> &mut dyn Any {
         self
+    }
+}
+#[cfg(test)]
+mod tmp_size {
+    #[test]
+    fn sizes() {
+        eprintln!(
+            "SIZES sock {} wq {} vd {} chunk {} io {}",
+            std::mem::size_of::<super::Sock>(),
+            std::mem::size_of::<crate::queue::WriteQueue>(),
+            std::mem::size_of::<std::collections::VecDeque<twill_driver::Chunk>>(),
+            std::mem::size_of::<twill_driver::Chunk>(),
+            std::mem::size_of::<super::Io>()
+        );
     }
 }
