@@ -2,18 +2,21 @@
 //! [`Engine`] and every socket of that engine's machines, and moves their
 //! bytes from a single task.
 //!
-//! Sockets are driven with tokio's readiness API (`poll_read`,
-//! `poll_write_ready`, `try_write_vectored`, …) and a waker per socket:
-//! when tokio says a socket may be ready, the socket's waker puts its key
-//! on a [`ReadyList`] and wakes the task, which then serves only the
-//! sockets on the list. Messages from other tasks ([`Mailer`]) and a stop
-//! ([`Stopper`]) poke the same list, so an idle core waits on that one
-//! list and one long-lived alarm. So a hub with thousands of connections
-//! costs O(ready) per wakeup, a factory connection is one task with no
-//! channel hops, and nothing is ever lost by cancellation: every byte read
-//! is handed to the engine synchronously, before the next `.await`, and
-//! [`Core::wait`] only waits, taking nothing, so it can be dropped at any
-//! time (this is what makes `Conn::next_event` cancellation-safe).
+//! Sockets are driven with tokio's readiness API (`try_io`, `try_write`,
+//! `poll_read_ready`, …) and a waker per socket: reads and writes are
+//! tried first (tokio answers `WouldBlock` without a system call when it
+//! knows the socket is not ready), and a socket's waker is registered only
+//! once it is drained or full. When tokio says a socket may be ready, the
+//! socket's waker puts its key on a [`ReadyList`] and wakes the task,
+//! which then serves only the sockets on the list. Messages from other
+//! tasks ([`Mailer`]), a stop ([`Stopper`]) and the idle wait's alarm poke
+//! the same list, so an idle core waits on that one list. So a hub with
+//! thousands of connections costs O(ready) per wakeup, a factory
+//! connection is one task with no channel hops, and nothing is ever lost
+//! by cancellation: every byte read is handed to the engine synchronously,
+//! before the next `.await`, and [`Core::wait`] only waits and moves the
+//! list's keys into the core, so it can be dropped at any time (this is
+//! what makes `Conn::next_event` cancellation-safe).
 //!
 //! A serving turn ([`Core::step`]) reads the clock once, reads a socket
 //! until a short read says it is drained, and writes what that input made
@@ -151,22 +154,42 @@ impl ReadyList {
         std::mem::take(&mut g.poked)
     }
 
-    fn is_empty(&self) -> bool {
-        let g = self.lock();
-        g.keys.is_empty() && !g.poked
-    }
-
-    /// Ready once a key is on the list or it was poked. Stateless, so
-    /// cancellation-safe.
-    fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Ready once a key is on the list or it was poked, moving the keys
+    /// to `out` and returning whether it was poked; otherwise the task is
+    /// woken when that happens. One lock for the look and the take (the
+    /// step after a wait needs no look of its own). Cancellation-safe:
+    /// what it takes goes to the caller's `out`, not to a future.
+    fn poll_take(&self, cx: &mut Context<'_>, out: &mut Vec<Key>) -> Poll<bool> {
         let mut g = self.lock();
         if !g.keys.is_empty() || g.poked {
-            return Poll::Ready(());
+            out.append(&mut g.keys);
+            return Poll::Ready(std::mem::take(&mut g.poked));
         }
         if !g.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             g.task = Some(cx.waker().clone());
         }
         Poll::Pending
+    }
+}
+
+/// The waker of the idle wait's timer: it pokes the ready list, so that
+/// a wait need not poll the timer again while it is set (see
+/// [`Core::poll_alarm`]).
+struct AlarmWake {
+    list: Arc<ReadyList>,
+    fired: AtomicBool,
+}
+
+impl Wake for AlarmWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // The flag before the poke: the step the poke causes is followed
+        // by a wait that must see it.
+        self.fired.store(true, Ordering::SeqCst);
+        self.list.poke();
     }
 }
 
@@ -421,6 +444,9 @@ impl StreamSock {
                         r => return r,
                     }
                 }
+                // Not a byte read from the file (nor a buffer allocated)
+                // for a socket tokio knows is not writable.
+                self.io.try_io(Interest::WRITABLE, || Ok(()))?;
                 let mut tmp =
                     vec![0; usize::try_from(rest.min(READ_BUF as u64)).unwrap_or(READ_BUF)];
                 let got = file.read_at(&mut tmp, off)?;
@@ -530,7 +556,25 @@ pub(crate) struct Core<M: Machine, S: Service<M>> {
     /// a deadline moved forward on every request costs no timer-wheel
     /// lock.
     alarm: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// When `alarm` goes off, while it is set and registered with
+    /// `alarm_waker` (which pokes the ready list).
     armed: Option<tokio::time::Instant>,
+    alarm_wake: Arc<AlarmWake>,
+    alarm_waker: Waker,
+    /// The last wait took the ready list's keys (into `local_ready`), so
+    /// the step after it need not look again.
+    taken: bool,
+    /// The last wait found the list poked: mail to read.
+    poked: bool,
+    /// The stream being served: what its machine writes meanwhile is
+    /// flushed at the end of its service, so it is not queued for another
+    /// turn (which cost a whole step, and a yield, per request).
+    serving: Option<Key>,
+    /// The stream whose read loop runs: it looks whether the engine wants
+    /// reads before each read, so reading switched back on meanwhile
+    /// needs no other turn either (the engine switches it off and on
+    /// around every request that writes).
+    reading: Option<Key>,
     /// The last step left messages in the channel.
     mail_left: bool,
     stop: Option<Stopper>,
@@ -556,6 +600,10 @@ where
     pub(crate) fn new(engine: Engine<M, S>, stop: Option<Stopper>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let ready = Arc::new(ReadyList::default());
+        let alarm_wake = Arc::new(AlarmWake {
+            list: ready.clone(),
+            fired: AtomicBool::new(false),
+        });
         Core {
             engine,
             clock: SystemClock::new(),
@@ -572,6 +620,12 @@ where
             turn_now: None,
             alarm: None,
             armed: None,
+            alarm_waker: Waker::from(alarm_wake.clone()),
+            alarm_wake,
+            taken: false,
+            poked: false,
+            serving: None,
+            reading: None,
             mail_left: false,
             stop,
             cap: None,
@@ -754,7 +808,10 @@ where
         self.turn_now = Some(now);
         let mut keys = std::mem::take(&mut self.scratch);
         keys.append(&mut self.local_ready);
-        let poked = self.ready.take_into(&mut keys);
+        let mut poked = std::mem::take(&mut self.poked);
+        if !std::mem::take(&mut self.taken) {
+            poked |= self.ready.take_into(&mut keys);
+        }
         if poked || self.mail_left {
             self.mail_left = false;
             for _ in 0..EVENTS_PER_TURN {
@@ -793,12 +850,10 @@ where
         }
     }
 
-    /// Whether [`Core::step`] has more to do right away.
+    /// Whether [`Core::step`] has more to do right away, besides what
+    /// the ready list holds (which [`Core::wait`] finds at once).
     pub(crate) fn has_work(&self) -> bool {
-        self.mail_left
-            || !self.local_ready.is_empty()
-            || self.engine.has_actions()
-            || !self.ready.is_empty()
+        self.mail_left || !self.local_ready.is_empty() || self.engine.has_actions()
     }
 
     /// Waits for the next step: at once if there is work (after the
@@ -806,52 +861,75 @@ where
     /// the others of a thread), otherwise until there may be some.
     /// Cancellation-safe.
     pub(crate) async fn pause(&mut self) {
-        if self.has_work() {
+        if self.has_work() || !self.wait().await {
             tokio::task::consume_budget().await;
-        } else {
-            self.wait().await;
         }
     }
 
     /// Waits until a socket may be ready, a message or stop arrives, or
-    /// the next timer is due. One poll of one list (plus the alarm) per
-    /// wait: sockets, mail and stops all report through the ready list.
-    /// Cancellation-safe: nothing is taken here, only waited for.
-    pub(crate) async fn wait(&mut self) {
+    /// the next timer is due, and takes the ready list's keys for the
+    /// next step. One lock of one list per wait: sockets, mail, stops
+    /// and the alarm all report through it. Returns whether it had to
+    /// wait (`false`: work was there already, and the caller should let
+    /// other tasks run before serving it). Cancellation-safe: what it
+    /// takes goes to the core, not to the future.
+    pub(crate) async fn wait(&mut self) -> bool {
+        let mut waited = false;
         poll_fn(|cx| {
-            if self.ready.poll_wait(cx).is_ready() {
+            if let Poll::Ready(poked) = self.ready.poll_take(cx, &mut self.local_ready) {
+                self.taken = true;
+                self.poked |= poked;
                 return Poll::Ready(());
             }
-            self.poll_alarm(cx)
+            if self.poll_alarm().is_ready() {
+                return Poll::Ready(());
+            }
+            waited = true;
+            Poll::Pending
         })
         .await;
+        waited
     }
 
-    fn poll_alarm(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Ready when the next timer is due; otherwise the alarm is set to
+    /// wake the task then. A set alarm is polled again only when it must
+    /// go off earlier or went off: its waker pokes the ready list, which
+    /// every wait looks at first, so a wait with the deadline moved on
+    /// (every request) costs a comparison, not a poll of the timer.
+    fn poll_alarm(&mut self) -> Poll<()> {
         let Some(d) = self.engine.next_deadline() else {
             // An alarm still set may go off once; the step it causes finds
             // nothing due.
             return Poll::Pending;
         };
         let d = tokio::time::Instant::from_std(self.clock.to_std(d));
-        let alarm = match (&mut self.alarm, self.armed) {
-            (Some(alarm), Some(armed)) if armed <= d => alarm,
-            (Some(alarm), _) => {
+        if self.armed.is_some_and(|armed| armed <= d)
+            && !self.alarm_wake.fired.load(Ordering::SeqCst)
+        {
+            return Poll::Pending;
+        }
+        // Cleared before the timer is reset: a going-off from now on is
+        // seen by the next wait.
+        self.alarm_wake.fired.store(false, Ordering::SeqCst);
+        let alarm = match &mut self.alarm {
+            Some(alarm) => {
                 alarm.as_mut().reset(d);
-                self.armed = Some(d);
                 alarm
             }
-            (alarm @ None, _) => {
-                self.armed = Some(d);
-                alarm.insert(Box::pin(tokio::time::sleep_until(d)))
-            }
+            alarm @ None => alarm.insert(Box::pin(tokio::time::sleep_until(d))),
         };
-        match alarm.as_mut().poll(cx) {
+        match alarm
+            .as_mut()
+            .poll(&mut Context::from_waker(&self.alarm_waker))
+        {
             Poll::Ready(()) => {
                 self.armed = None;
                 Poll::Ready(())
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                self.armed = Some(d);
+                Poll::Pending
+            }
         }
     }
 
@@ -938,7 +1016,15 @@ where
     // ---- actions ---------------------------------------------------------
 
     /// Carries out every action the engine has queued.
+    #[inline]
     pub(crate) fn apply_actions(&mut self) {
+        // Most calls find nothing: that costs a look, not a call.
+        if self.engine.has_actions() {
+            self.apply_queued();
+        }
+    }
+
+    fn apply_queued(&mut self) {
         while let Some(a) = self.engine.poll_action() {
             match a {
                 Action::Write { key, chunk } => self.queue_write(key, chunk),
@@ -965,7 +1051,7 @@ where
                     _ => tracing::debug!(key, "multicast change for an unknown socket"),
                 },
                 Action::Read { key, on } => {
-                    if on {
+                    if on && self.reading != Some(key) {
                         self.local_ready.push(key);
                     }
                 }
@@ -989,7 +1075,9 @@ where
     fn queue_write(&mut self, key: Key, chunk: Chunk) {
         match self.socks.get_mut(&key) {
             Some(Sock::Stream(s)) => {
-                if s.out.is_empty() {
+                // The stream being served is flushed at the end of its
+                // service anyway.
+                if s.out.is_empty() && self.serving != Some(key) {
                     self.local_ready.push(key);
                 }
                 s.out.push(chunk);
@@ -1114,7 +1202,13 @@ where
 
     fn service(&mut self, key: Key) {
         match self.socks.get(&key) {
-            Some(Sock::Stream(_)) => self.service_stream(key),
+            Some(Sock::Stream(_)) => {
+                self.serving = Some(key);
+                self.reading = Some(key);
+                self.service_stream(key);
+                self.serving = None;
+                self.reading = None;
+            }
             Some(Sock::Listener(_)) => self.service_listener(key),
             Some(Sock::Udp(_)) => self.service_udp(key),
             None => {}
@@ -1127,12 +1221,24 @@ where
         }
         let now = self.now();
         let mut reads = 0;
+        // The last read was short, which says the socket is drained (and
+        // cleared tokio's readiness): rather than a read that would only
+        // say `WouldBlock`, tokio is asked to wake us when more arrives.
+        let mut drained = false;
         loop {
             let Some(Sock::Stream(s)) = self.socks.get_mut(&key) else {
                 return;
             };
             if s.eof || self.reads_paused || !self.engine.wants_read(key) {
                 break;
+            }
+            if drained {
+                match s.io.poll_read_ready(&mut Context::from_waker(&s.waker)) {
+                    Poll::Pending => break,
+                    // More arrived meanwhile.
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return self.reset(key, e),
+                }
             }
             if reads == READS_PER_TURN {
                 // Budget spent with more to read, maybe: come back next
@@ -1142,31 +1248,30 @@ where
             }
             reads += 1;
             let engine = &mut self.engine;
-            let mut cx = Context::from_waker(&s.waker);
             // Handed to the engine before anything can await: no byte read
-            // is ever held by a future. A short read tells tokio the
-            // socket is drained, which saves the read that would only say
-            // `WouldBlock`.
-            let r = with_read_buf(|buf| match s.io.poll_read(&mut cx, buf) {
-                Poll::Pending => Ok(false),
-                Poll::Ready(Ok(0)) => {
+            // is ever held by a future.
+            let r = with_read_buf(|buf| match s.io.read_draining(buf) {
+                Ok(0) => {
                     s.eof = true;
                     engine.eof(key, true, now);
-                    Ok(true)
+                    Ok(false)
                 }
-                Poll::Ready(Ok(n)) => {
+                Ok(n) => {
                     engine.data(key, &buf[..n], now);
-                    Ok(true)
+                    Ok(n < buf.len())
                 }
-                Poll::Ready(Err(e)) => Err(e),
+                Err(e) => Err(e),
             });
-            match r {
-                Ok(true) => self.apply_actions(),
-                Ok(false) => break,
-                Err(e) if would_block(&e) => {}
+            drained = match r {
+                Ok(short) => {
+                    self.apply_actions();
+                    short
+                }
+                Err(e) if would_block(&e) => true,
                 Err(e) => return self.reset(key, e),
-            }
+            };
         }
+        self.reading = None;
         // What the input made the machine say goes out now, in one write
         // with whatever else is queued, rather than a turn later.
         self.flush_stream(key);
@@ -1197,15 +1302,10 @@ where
                     }
                 };
             }
-            let mut cx = Context::from_waker(&s.waker);
-            match s.io.poll_write_ready(&mut cx) {
-                Poll::Pending => return true,
-                Poll::Ready(Err(e)) => {
-                    self.reset(key, e);
-                    return false;
-                }
-                Poll::Ready(Ok(())) => {}
-            }
+            // The write first: tokio knows whether the socket may be
+            // writable (`WouldBlock` at once, without a system call, if
+            // not); its waker is registered only when the write could not
+            // be done, which is rare, rather than before every write.
             match s.write_some() {
                 Ok(0) => {
                     self.reset(key, io::Error::from(io::ErrorKind::WriteZero));
@@ -1217,7 +1317,17 @@ where
                     self.engine.sent(key, n, now);
                     self.apply_actions();
                 }
-                Err(e) if would_block(&e) => {}
+                Err(e) if would_block(&e) => {
+                    match s.io.poll_write_ready(&mut Context::from_waker(&s.waker)) {
+                        Poll::Pending => return true,
+                        Poll::Ready(Err(e)) => {
+                            self.reset(key, e);
+                            return false;
+                        }
+                        // Writable again meanwhile.
+                        Poll::Ready(Ok(())) => {}
+                    }
+                }
                 Err(e) => {
                     self.reset(key, e);
                     return false;

@@ -247,10 +247,8 @@ where
             if until_idle && core.engine.machines() == 0 {
                 return;
             }
-            if core.has_work() {
+            if core.has_work() || !core.wait().await {
                 tokio::task::yield_now().await;
-            } else {
-                core.wait().await;
             }
         }
     })
