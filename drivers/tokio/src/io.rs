@@ -3,11 +3,12 @@
 //! written once for both.
 
 use std::future::poll_fn;
-use std::io;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::task::{Context, Poll};
 
+use socket2::SockRef;
 use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use twill_core::Addr;
@@ -64,7 +65,9 @@ impl Stream {
         // `try_io` clears the readiness it saw when the closure says
         // `WouldBlock`: a short read says so, keeping its count aside.
         let r = self.try_io(Interest::READABLE, || {
-            let n = self.try_read(buf)?;
+            // The socket's own read: `try_io` already looked at tokio's
+            // readiness, which `try_read` would do again.
+            let n = (&*SockRef::from(self)).read(buf)?;
             if 0 < n && n < len {
                 short = n;
                 return Err(io::ErrorKind::WouldBlock.into());

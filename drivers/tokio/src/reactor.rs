@@ -22,7 +22,7 @@
 //! until a short read says it is drained, and writes what that input made
 //! the machine say in the same turn, in one write.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
@@ -30,7 +30,7 @@ use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -78,6 +78,9 @@ const LINGER: Duration = Duration::from_secs(2);
 /// Pause after an accept error that is not about one connection (e.g. out
 /// of descriptors), so the listener does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long the wall clock is derived from the monotonic one before it is
+/// read again (see [`Clocks`]).
+const WALL_RESYNC: Duration = Duration::from_millis(100);
 
 thread_local! {
     static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUF].into_boxed_slice());
@@ -102,11 +105,72 @@ fn would_block(e: &io::Error) -> bool {
     )
 }
 
+// ---- the clocks ------------------------------------------------------------
+
+/// The system clocks as a core reads them: the monotonic clock at every
+/// read, the wall clock only every [`WALL_RESYNC`] per thread and derived
+/// from the monotonic one in between (a second clock read and the
+/// arithmetic of `SystemTime` were half of a read, and a core reads once
+/// per step: per request). The derived time runs at the monotonic clock's
+/// rate, so it strays from the wall clock by its slew (at most about 50 µs
+/// in 100 ms) and follows a wall clock set anew within [`WALL_RESYNC`].
+///
+/// Every core of the process counts monotonic time from the same start,
+/// so that one thread's cores can share the last wall-clock read.
+struct Clocks {
+    clock: &'static SystemClock,
+    /// Where `clock`'s monotonic time starts.
+    start: std::time::Instant,
+}
+
+static CLOCK: OnceLock<SystemClock> = OnceLock::new();
+
+thread_local! {
+    /// Both clocks at the last wall-clock read on this thread, shared by
+    /// every core the thread runs (a factory server's cores each serve
+    /// one connection).
+    static SYNCED: Cell<Option<Now>> = const { Cell::new(None) };
+}
+
+impl Clocks {
+    fn new() -> Clocks {
+        let clock = CLOCK.get_or_init(SystemClock::new);
+        Clocks {
+            clock,
+            start: clock.to_std(twill_core::Instant::ZERO),
+        }
+    }
+
+    fn now(&self) -> Now {
+        let nanos = self.start.elapsed().as_nanos();
+        let mono = twill_core::Instant::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        let derived = SYNCED.with(|synced| {
+            let synced = synced.get()?;
+            let since = mono.saturating_since(synced.mono);
+            (since < WALL_RESYNC).then(|| Now::new(mono, synced.wall + since))
+        });
+        derived.unwrap_or_else(|| {
+            let now = self.clock.now();
+            SYNCED.with(|synced| synced.set(Some(now)));
+            now
+        })
+    }
+
+    /// The `std` instant of a twill instant, for timers.
+    fn to_std(&self, t: twill_core::Instant) -> std::time::Instant {
+        self.clock.to_std(t)
+    }
+}
+
 // ---- the ready list ------------------------------------------------------
 
 /// Keys of sockets tokio says may be ready, and the task to wake.
 #[derive(Debug, Default)]
 pub(crate) struct ReadyList {
+    /// Keys wait or the list was poked since the core last took them
+    /// (changed under the lock; read without it, so that a core finds an
+    /// empty list without locking).
+    flagged: AtomicBool,
     inner: Mutex<ReadyInner>,
 }
 
@@ -114,8 +178,11 @@ pub(crate) struct ReadyList {
 struct ReadyInner {
     keys: Vec<Key>,
     /// Something besides a socket wants the task: a message in the
-    /// mailbox, or a stop.
+    /// mailbox, a stop, or the alarm.
     poked: bool,
+    /// The task to wake when the list stops being empty. Kept across
+    /// wake-ups (woken by reference): the core's task is the same from
+    /// wait to wait, and registering it anew each time cost a lock.
     task: Option<Waker>,
 }
 
@@ -125,48 +192,60 @@ impl ReadyList {
     }
 
     fn push(&self, key: Key) {
-        let task = {
-            let mut g = self.lock();
-            g.keys.push(key);
-            g.task.take()
-        };
-        if let Some(t) = task {
-            t.wake();
-        }
+        let mut g = self.lock();
+        g.keys.push(key);
+        self.flag(g);
     }
 
     /// Wakes the task without naming a socket.
     pub(crate) fn poke(&self) {
-        let task = {
-            let mut g = self.lock();
-            g.poked = true;
-            g.task.take()
-        };
+        let mut g = self.lock();
+        g.poked = true;
+        self.flag(g);
+    }
+
+    /// Flags the list, and wakes the task if it was not flagged yet (if
+    /// it was, the task was woken then and has not taken the list since).
+    fn flag(&self, g: std::sync::MutexGuard<'_, ReadyInner>) {
+        if self.flagged.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Woken outside the lock: a wake may do real work (another
+        // thread's runtime is unparked).
+        let task = g.task.clone();
+        drop(g);
         if let Some(t) = task {
             t.wake();
         }
     }
 
     /// Moves the ready keys to `out`; returns whether the list was poked.
+    /// Locks only when the list is flagged.
     fn take_into(&self, out: &mut Vec<Key>) -> bool {
+        if !self.flagged.load(Ordering::SeqCst) {
+            return false;
+        }
         let mut g = self.lock();
+        self.flagged.store(false, Ordering::SeqCst);
         out.append(&mut g.keys);
         std::mem::take(&mut g.poked)
     }
 
-    /// Ready once a key is on the list or it was poked, moving the keys
-    /// to `out` and returning whether it was poked; otherwise the task is
-    /// woken when that happens. One lock for the look and the take (the
-    /// step after a wait needs no look of its own). Cancellation-safe:
-    /// what it takes goes to the caller's `out`, not to a future.
-    fn poll_take(&self, cx: &mut Context<'_>, out: &mut Vec<Key>) -> Poll<bool> {
-        let mut g = self.lock();
-        if !g.keys.is_empty() || g.poked {
-            out.append(&mut g.keys);
-            return Poll::Ready(std::mem::take(&mut g.poked));
-        }
-        if !g.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+    /// Ready once the list is flagged; otherwise the task is woken when it
+    /// is. `listed` is the caller's copy of the waker the list holds: a
+    /// task that is still the listed one looks at the flag without a lock.
+    /// Stateless (the keys stay on the list), so cancellation-safe.
+    fn poll_flagged(&self, cx: &mut Context<'_>, listed: &mut Option<Waker>) -> Poll<()> {
+        if !listed.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            let mut g = self.lock();
             g.task = Some(cx.waker().clone());
+            *listed = Some(cx.waker().clone());
+        }
+        // Set before the task was listed, or the wake went to the task
+        // listed before: seen here either way. Set after: it wakes this
+        // task.
+        if self.flagged.load(Ordering::SeqCst) {
+            return Poll::Ready(());
         }
         Poll::Pending
     }
@@ -206,6 +285,28 @@ impl Wake for SockWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.list.push(self.key);
+    }
+}
+
+/// How many sockets a core has, for registering them with tokio. A core
+/// with one socket and a task of its own for life (a factory connection,
+/// the common case) registers that socket under the task's waker: tokio
+/// wakes the task directly, and every step serves the socket. The ready
+/// list, its lock and a waker per socket are for cores with more (a hub),
+/// or without a task of their own (a `Conn`, whose future may move from
+/// task to task).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Solo {
+    None,
+    One(Key),
+    Many,
+}
+
+/// The waker to register socket `key` under (see [`Solo`]).
+fn waker_of<'a>(solo: Solo, task: &'a Option<Waker>, key: Key, own: &'a Waker) -> &'a Waker {
+    match (solo, task) {
+        (Solo::One(k), Some(task)) if k == key => task,
+        _ => own,
     }
 }
 
@@ -538,7 +639,7 @@ pub(crate) enum WriteState {
 /// One engine and its sockets; see the module docs.
 pub(crate) struct Core<M: Machine, S: Service<M>> {
     pub(crate) engine: Engine<M, S>,
-    clock: SystemClock,
+    clock: Clocks,
     socks: twill_driver::IdMap<Key, Sock>,
     pending: HashMap<Key, Pending>,
     ready: Arc<ReadyList>,
@@ -558,14 +659,16 @@ pub(crate) struct Core<M: Machine, S: Service<M>> {
     alarm: Option<Pin<Box<tokio::time::Sleep>>>,
     /// When `alarm` goes off, while it is set and registered with
     /// `alarm_waker` (which pokes the ready list).
-    armed: Option<tokio::time::Instant>,
+    armed: Option<twill_core::Instant>,
     alarm_wake: Arc<AlarmWake>,
     alarm_waker: Waker,
-    /// The last wait took the ready list's keys (into `local_ready`), so
-    /// the step after it need not look again.
-    taken: bool,
-    /// The last wait found the list poked: mail to read.
-    poked: bool,
+    /// The waker the ready list holds (see [`ReadyList::poll_flagged`]).
+    listed: Option<Waker>,
+    /// The core's own task, when it has one for life (`run_core`): its
+    /// only socket is then registered with tokio under this waker rather
+    /// than its own (see [`Solo`]).
+    task: Option<Waker>,
+    solo: Solo,
     /// The stream being served: what its machine writes meanwhile is
     /// flushed at the end of its service, so it is not queued for another
     /// turn (which cost a whole step, and a yield, per request).
@@ -606,7 +709,7 @@ where
         });
         Core {
             engine,
-            clock: SystemClock::new(),
+            clock: Clocks::new(),
             socks: twill_driver::IdMap::default(),
             pending: HashMap::new(),
             mail: Mailer {
@@ -622,8 +725,9 @@ where
             armed: None,
             alarm_waker: Waker::from(alarm_wake.clone()),
             alarm_wake,
-            taken: false,
-            poked: false,
+            listed: None,
+            task: None,
+            solo: Solo::None,
             serving: None,
             reading: None,
             mail_left: false,
@@ -675,6 +779,34 @@ where
         self.mail.clone()
     }
 
+    /// Serves this core's only socket, while it has one, under `task`
+    /// (see [`Solo`]): the waker of the task this core lives in for good.
+    pub(crate) fn set_task(&mut self, task: Waker) {
+        self.task = Some(task);
+    }
+
+    fn insert_sock(&mut self, key: Key, sock: Sock) {
+        self.socks.insert(key, sock);
+        self.solo = match self.solo {
+            Solo::None => Solo::One(key),
+            Solo::One(k) if k == key => Solo::One(k),
+            Solo::One(k) => {
+                // Registered under the task's waker until now: served once
+                // more, it registers under its own.
+                self.local_ready.push(k);
+                Solo::Many
+            }
+            Solo::Many => Solo::Many,
+        };
+    }
+
+    fn remove_sock(&mut self, key: Key) -> Option<Sock> {
+        if self.solo == Solo::One(key) {
+            self.solo = Solo::None;
+        }
+        self.socks.remove(&key)
+    }
+
     fn waker(&self, key: Key) -> Waker {
         Waker::from(Arc::new(SockWaker {
             key,
@@ -689,7 +821,7 @@ where
         let key = self.engine.new_key();
         self.engine.add_listener(key);
         let waker = self.waker(key);
-        self.socks.insert(
+        self.insert_sock(
             key,
             Sock::Listener(ListenerSock {
                 io,
@@ -708,7 +840,7 @@ where
             .local_addr()
             .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
         let waker = self.waker(key);
-        self.socks.insert(
+        self.insert_sock(
             key,
             Sock::Udp(UdpSock {
                 io,
@@ -735,8 +867,7 @@ where
         let (local, peer) = io.addrs();
         let now = self.now();
         let waker = self.waker(key);
-        self.socks
-            .insert(key, Sock::Stream(Self::stream_sock(io, waker, cap)));
+        self.insert_sock(key, Sock::Stream(Self::stream_sock(io, waker, cap)));
         match self.engine.accept(listener, key, local, peer, now) {
             Ok(()) => {
                 self.local_ready.push(key);
@@ -744,7 +875,7 @@ where
             }
             Err(_) => {
                 tracing::debug!("connection limit reached; closing the new connection");
-                self.socks.remove(&key);
+                self.remove_sock(key);
                 None
             }
         }
@@ -808,10 +939,10 @@ where
         self.turn_now = Some(now);
         let mut keys = std::mem::take(&mut self.scratch);
         keys.append(&mut self.local_ready);
-        let mut poked = std::mem::take(&mut self.poked);
-        if !std::mem::take(&mut self.taken) {
-            poked |= self.ready.take_into(&mut keys);
+        if let (Solo::One(key), Some(_)) = (self.solo, &self.task) {
+            keys.push(key);
         }
+        let poked = self.ready.take_into(&mut keys);
         if poked || self.mail_left {
             self.mail_left = false;
             for _ in 0..EVENTS_PER_TURN {
@@ -867,18 +998,22 @@ where
     }
 
     /// Waits until a socket may be ready, a message or stop arrives, or
-    /// the next timer is due, and takes the ready list's keys for the
-    /// next step. One lock of one list per wait: sockets, mail, stops
-    /// and the alarm all report through it. Returns whether it had to
-    /// wait (`false`: work was there already, and the caller should let
-    /// other tasks run before serving it). Cancellation-safe: what it
-    /// takes goes to the core, not to the future.
+    /// the next timer is due. One look at one list per wait, without a
+    /// lock as long as the task is the same: sockets, mail, stops and the
+    /// alarm all report through it (or wake the task directly, see
+    /// [`Solo`]). Returns whether it had to wait (`false`: work was there
+    /// already, and the caller should let other tasks run before serving
+    /// it). Cancellation-safe: nothing is taken here, only waited for.
     pub(crate) async fn wait(&mut self) -> bool {
         let mut waited = false;
         poll_fn(|cx| {
-            if let Poll::Ready(poked) = self.ready.poll_take(cx, &mut self.local_ready) {
-                self.taken = true;
-                self.poked |= poked;
+            // A core with a task of its own is polled again only when
+            // woken, and its only socket wakes the task directly (see
+            // [`Solo`]): a poll after the first is work.
+            if waited && self.task.is_some() {
+                return Poll::Ready(());
+            }
+            if self.ready.poll_flagged(cx, &mut self.listed).is_ready() {
                 return Poll::Ready(());
             }
             if self.poll_alarm().is_ready() {
@@ -902,7 +1037,6 @@ where
             // nothing due.
             return Poll::Pending;
         };
-        let d = tokio::time::Instant::from_std(self.clock.to_std(d));
         if self.armed.is_some_and(|armed| armed <= d)
             && !self.alarm_wake.fired.load(Ordering::SeqCst)
         {
@@ -911,12 +1045,13 @@ where
         // Cleared before the timer is reset: a going-off from now on is
         // seen by the next wait.
         self.alarm_wake.fired.store(false, Ordering::SeqCst);
+        let at = tokio::time::Instant::from_std(self.clock.to_std(d));
         let alarm = match &mut self.alarm {
             Some(alarm) => {
-                alarm.as_mut().reset(d);
+                alarm.as_mut().reset(at);
                 alarm
             }
-            alarm @ None => alarm.insert(Box::pin(tokio::time::sleep_until(d))),
+            alarm @ None => alarm.insert(Box::pin(tokio::time::sleep_until(at))),
         };
         match alarm
             .as_mut()
@@ -955,7 +1090,7 @@ where
                 let mut s = Self::stream_sock(io, waker, p.cap);
                 s.out = p.out;
                 s.then = p.then;
-                self.socks.insert(key, Sock::Stream(s));
+                self.insert_sock(key, Sock::Stream(s));
                 self.local_ready.push(key);
                 self.engine.opened(key, local, peer, now);
             }
@@ -1006,6 +1141,7 @@ where
         for (_, p) in self.pending.drain() {
             p.task.abort();
         }
+        self.solo = Solo::None;
         for (_, s) in self.socks.drain() {
             if let Sock::Stream(s) = s {
                 net::set_abortive(&s.io);
@@ -1100,7 +1236,7 @@ where
                         ListenIo::Unix(_) => Addr::Unknown,
                     };
                     let waker = self.waker(key);
-                    self.socks.insert(
+                    self.insert_sock(
                         key,
                         Sock::Listener(ListenerSock {
                             io,
@@ -1120,7 +1256,7 @@ where
                 Ok(io) => {
                     let local = io.local_addr().unwrap_or(addr);
                     let waker = self.waker(key);
-                    self.socks.insert(
+                    self.insert_sock(
                         key,
                         Sock::Udp(UdpSock {
                             io,
@@ -1172,7 +1308,7 @@ where
                         ));
                     }
                     net::set_abortive(&s.io);
-                    self.socks.remove(&key);
+                    self.remove_sock(key);
                     self.engine.closed(key, now);
                 } else {
                     s.then = merge_close(s.then, how);
@@ -1180,7 +1316,7 @@ where
                 }
             }
             Some(_) => {
-                self.socks.remove(&key);
+                self.remove_sock(key);
                 self.engine.closed(key, now);
             }
             None => tracing::debug!(key, "shutdown of an unknown socket"),
@@ -1193,7 +1329,7 @@ where
         if self.watch == Some(key) {
             self.watch_error = Some(e);
         }
-        self.socks.remove(&key);
+        self.remove_sock(key);
         let now = self.now();
         self.engine.closed(key, now);
     }
@@ -1202,10 +1338,11 @@ where
 
     fn service(&mut self, key: Key) {
         match self.socks.get(&key) {
-            Some(Sock::Stream(_)) => {
+            Some(Sock::Stream(s)) => {
+                let queued = !s.out.is_empty() || s.then.is_some();
                 self.serving = Some(key);
                 self.reading = Some(key);
-                self.service_stream(key);
+                self.service_stream(key, queued);
                 self.serving = None;
                 self.reading = None;
             }
@@ -1215,8 +1352,10 @@ where
         }
     }
 
-    fn service_stream(&mut self, key: Key) {
-        if !self.flush_stream(key) {
+    /// Serves a stream: flushes what is `queued`, reads, and flushes what
+    /// the input made the machine say.
+    fn service_stream(&mut self, key: Key, queued: bool) {
+        if queued && !self.flush_stream(key) {
             return;
         }
         let now = self.now();
@@ -1233,7 +1372,8 @@ where
                 break;
             }
             if drained {
-                match s.io.poll_read_ready(&mut Context::from_waker(&s.waker)) {
+                let w = waker_of(self.solo, &self.task, key, &s.waker);
+                match s.io.poll_read_ready(&mut Context::from_waker(w)) {
                     Poll::Pending => break,
                     // More arrived meanwhile.
                     Poll::Ready(Ok(())) => {}
@@ -1318,7 +1458,8 @@ where
                     self.apply_actions();
                 }
                 Err(e) if would_block(&e) => {
-                    match s.io.poll_write_ready(&mut Context::from_waker(&s.waker)) {
+                    let w = waker_of(self.solo, &self.task, key, &s.waker);
+                    match s.io.poll_write_ready(&mut Context::from_waker(w)) {
                         Poll::Pending => return true,
                         Poll::Ready(Err(e)) => {
                             self.reset(key, e);
@@ -1341,7 +1482,7 @@ where
     /// Flushed and asked to close: send FIN, drain what the peer still
     /// sends for a moment (so our close is not a reset), report `closed`.
     fn close_graceful(&mut self, key: Key) {
-        if let Some(Sock::Stream(s)) = self.socks.remove(&key) {
+        if let Some(Sock::Stream(s)) = self.remove_sock(key) {
             let _ = SockRef::from(&s.io).shutdown(Shutdown::Write);
             if !s.eof {
                 tokio::spawn(linger(s.io));
@@ -1362,7 +1503,7 @@ where
                 }
                 l.backoff_until = None;
             }
-            let mut cx = Context::from_waker(&l.waker);
+            let mut cx = Context::from_waker(waker_of(self.solo, &self.task, key, &l.waker));
             match l.io.poll_accept(&mut cx) {
                 Poll::Pending => return,
                 Poll::Ready(Ok(io)) => {
@@ -1402,7 +1543,7 @@ where
             let Some((to, bytes)) = u.out.front() else {
                 break;
             };
-            let mut cx = Context::from_waker(&u.waker);
+            let mut cx = Context::from_waker(waker_of(self.solo, &self.task, key, &u.waker));
             match u.io.poll_send_ready(&mut cx) {
                 Poll::Pending => break,
                 Poll::Ready(Err(e)) => {
@@ -1431,7 +1572,7 @@ where
             if self.reads_paused || !self.engine.wants_read(key) {
                 return;
             }
-            let mut cx = Context::from_waker(&u.waker);
+            let mut cx = Context::from_waker(waker_of(self.solo, &self.task, key, &u.waker));
             match u.io.poll_recv_ready(&mut cx) {
                 Poll::Pending => return,
                 Poll::Ready(Err(e)) => {

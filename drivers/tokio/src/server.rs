@@ -10,10 +10,11 @@
 //!   own machine. Machine-opened connections, listeners and sockets belong
 //!   to the task of the machine that opened them.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 
 use tokio::sync::mpsc;
 use twill_core::{Machine, Service};
@@ -238,6 +239,9 @@ where
 {
     tokio::task::unconstrained(async move {
         let _enlisted = core.enlist();
+        // This future is its task's for good: the core may register its
+        // socket under the task's waker.
+        core.set_task(poll_fn(|cx| Poll::Ready(cx.waker().clone())).await);
         loop {
             if core.stop_requested() {
                 core.stop_all();
