@@ -3,20 +3,22 @@
 //! bytes from a single task.
 //!
 //! Sockets are driven with tokio's readiness API (`try_io`, `try_write`,
-//! `poll_read_ready`, …) and a waker per socket: reads and writes are
-//! tried first (tokio answers `WouldBlock` without a system call when it
-//! knows the socket is not ready), and a socket's waker is registered only
-//! once it is drained or full. When tokio says a socket may be ready, the
-//! socket's waker puts its key on a [`ReadyList`] and wakes the task,
-//! which then serves only the sockets on the list. Messages from other
-//! tasks ([`Mailer`]), a stop ([`Stopper`]) and the idle wait's alarm poke
-//! the same list, so an idle core waits on that one list. So a hub with
-//! thousands of connections costs O(ready) per wakeup, a factory
-//! connection is one task with no channel hops, and nothing is ever lost
-//! by cancellation: every byte read is handed to the engine synchronously,
-//! before the next `.await`, and [`Core::wait`] only waits and moves the
-//! list's keys into the core, so it can be dropped at any time (this is
-//! what makes `Conn::next_event` cancellation-safe).
+//! `poll_read_ready`, …): reads and writes are tried first (tokio answers
+//! `WouldBlock` without a system call when it knows the socket is not
+//! ready), and a waker is registered only once a socket is drained or
+//! full. A socket's waker puts its key on a [`ReadyList`] and wakes the
+//! task, which then serves only the sockets on the list; a core with a
+//! single socket and a task of its own (a factory connection) registers
+//! it under the task's waker instead and serves it every step (see
+//! [`Solo`]). Messages from other tasks ([`Mailer`]), a stop ([`Stopper`])
+//! and the idle wait's alarm poke the same list, so an idle core waits on
+//! that one list. So a hub with thousands of connections costs O(ready)
+//! per wakeup, a factory connection is one task with no channel hops and
+//! no lock per request, and nothing is ever lost by cancellation: every
+//! byte read is handed to the engine synchronously, before the next
+//! `.await`, and [`Core::wait`] only waits, taking nothing, so it can be
+//! dropped at any time (this is what makes `Conn::next_event`
+//! cancellation-safe).
 //!
 //! A serving turn ([`Core::step`]) reads the clock once, reads a socket
 //! until a short read says it is drained, and writes what that input made

@@ -231,6 +231,10 @@ where
 /// in one step would otherwise see every socket past the budget's 128th
 /// answer "not ready" (and be queued again), turning one step into many.
 /// The core yields by itself instead, after every busy step.
+///
+/// Must stay in the task that first polls it (spawned, or awaited by a
+/// spawned future): the core registers its socket under that task's
+/// waker.
 pub(crate) async fn run_core<M, S>(mut core: Core<M, S>, until_idle: bool)
 where
     M: Machine + Send + 'static,
