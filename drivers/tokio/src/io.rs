@@ -3,13 +3,13 @@
 //! written once for both.
 
 use std::future::poll_fn;
-use std::io;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, Interest, ReadBuf};
+use socket2::SockRef;
+use tokio::io::Interest;
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use twill_core::Addr;
 use twill_driver::{BindError, Bound, LocalAddr};
@@ -47,21 +47,37 @@ impl Stream {
         both!(self, s => s.poll_write_ready(cx))
     }
 
-    /// Reads into `buf` once readable. Unlike `poll_read_ready` and
-    /// `try_read`, a short read clears tokio's readiness (the socket is
-    /// drained), so the next call waits instead of reading `WouldBlock`.
-    pub(crate) fn poll_read(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let mut rb = ReadBuf::new(buf);
-        let r = both!(self, s => Pin::new(s).poll_read(cx, &mut rb));
-        r.map_ok(|()| rb.filled().len())
-    }
-
     pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         both!(self, s => s.try_read(buf))
+    }
+
+    /// Reads into `buf` if tokio thinks the socket readable (`WouldBlock`
+    /// at once, without a system call, if not). A short read clears tokio's
+    /// readiness (as tokio's own `poll_read` does), so the caller's next
+    /// [`Stream::poll_read_ready`] registers its waker instead of costing
+    /// a read that would only say `WouldBlock`; unlike it, it does not go
+    /// through tokio's cooperative budget and readiness poll, which cost
+    /// more than the read's own bookkeeping (a thread-local access and a
+    /// second look at the readiness).
+    pub(crate) fn read_draining(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = buf.len();
+        let mut short = 0;
+        // `try_io` clears the readiness it saw when the closure says
+        // `WouldBlock`: a short read says so, keeping its count aside.
+        let r = self.try_io(Interest::READABLE, || {
+            // The socket's own read: `try_io` already looked at tokio's
+            // readiness, which `try_read` would do again.
+            let n = (&*SockRef::from(self)).read(buf)?;
+            if 0 < n && n < len {
+                short = n;
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(n)
+        });
+        match r {
+            Err(_) if short > 0 => Ok(short),
+            r => r,
+        }
     }
 
     pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {

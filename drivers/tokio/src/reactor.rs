@@ -2,24 +2,29 @@
 //! [`Engine`] and every socket of that engine's machines, and moves their
 //! bytes from a single task.
 //!
-//! Sockets are driven with tokio's readiness API (`poll_read`,
-//! `poll_write_ready`, `try_write_vectored`, …) and a waker per socket:
-//! when tokio says a socket may be ready, the socket's waker puts its key
-//! on a [`ReadyList`] and wakes the task, which then serves only the
-//! sockets on the list. Messages from other tasks ([`Mailer`]) and a stop
-//! ([`Stopper`]) poke the same list, so an idle core waits on that one
-//! list and one long-lived alarm. So a hub with thousands of connections
-//! costs O(ready) per wakeup, a factory connection is one task with no
-//! channel hops, and nothing is ever lost by cancellation: every byte read
-//! is handed to the engine synchronously, before the next `.await`, and
-//! [`Core::wait`] only waits, taking nothing, so it can be dropped at any
-//! time (this is what makes `Conn::next_event` cancellation-safe).
+//! Sockets are driven with tokio's readiness API (`try_io`, `try_write`,
+//! `poll_read_ready`, …): reads and writes are tried first (tokio answers
+//! `WouldBlock` without a system call when it knows the socket is not
+//! ready), and a waker is registered only once a socket is drained or
+//! full. A socket's waker puts its key on a [`ReadyList`] and wakes the
+//! task, which then serves only the sockets on the list; a core with a
+//! single socket and a task of its own (a factory connection) registers
+//! it under the task's waker instead and serves it every step (see
+//! [`Solo`]). Messages from other tasks ([`Mailer`]), a stop ([`Stopper`])
+//! and the idle wait's alarm poke the same list, so an idle core waits on
+//! that one list. So a hub with thousands of connections costs O(ready)
+//! per wakeup, a factory connection is one task with no channel hops and
+//! no lock per request, and nothing is ever lost by cancellation: every
+//! byte read is handed to the engine synchronously, before the next
+//! `.await`, and [`Core::wait`] only waits, taking nothing, so it can be
+//! dropped at any time (this is what makes `Conn::next_event`
+//! cancellation-safe).
 //!
 //! A serving turn ([`Core::step`]) reads the clock once, reads a socket
 //! until a short read says it is drained, and writes what that input made
 //! the machine say in the same turn, in one write.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
@@ -27,7 +32,7 @@ use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::os::unix::fs::FileExt;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -75,6 +80,9 @@ const LINGER: Duration = Duration::from_secs(2);
 /// Pause after an accept error that is not about one connection (e.g. out
 /// of descriptors), so the listener does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How long the wall clock is derived from the monotonic one before it is
+/// read again (see [`Clocks`]).
+const WALL_RESYNC: Duration = Duration::from_millis(100);
 
 thread_local! {
     static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUF].into_boxed_slice());
@@ -99,11 +107,72 @@ fn would_block(e: &io::Error) -> bool {
     )
 }
 
+// ---- the clocks ------------------------------------------------------------
+
+/// The system clocks as a core reads them: the monotonic clock at every
+/// read, the wall clock only every [`WALL_RESYNC`] per thread and derived
+/// from the monotonic one in between (a second clock read and the
+/// arithmetic of `SystemTime` were half of a read, and a core reads once
+/// per step: per request). The derived time runs at the monotonic clock's
+/// rate, so it strays from the wall clock by its slew (at most about 50 µs
+/// in 100 ms) and follows a wall clock set anew within [`WALL_RESYNC`].
+///
+/// Every core of the process counts monotonic time from the same start,
+/// so that one thread's cores can share the last wall-clock read.
+struct Clocks {
+    clock: &'static SystemClock,
+    /// Where `clock`'s monotonic time starts.
+    start: std::time::Instant,
+}
+
+static CLOCK: OnceLock<SystemClock> = OnceLock::new();
+
+thread_local! {
+    /// Both clocks at the last wall-clock read on this thread, shared by
+    /// every core the thread runs (a factory server's cores each serve
+    /// one connection).
+    static SYNCED: Cell<Option<Now>> = const { Cell::new(None) };
+}
+
+impl Clocks {
+    fn new() -> Clocks {
+        let clock = CLOCK.get_or_init(SystemClock::new);
+        Clocks {
+            clock,
+            start: clock.to_std(twill_core::Instant::ZERO),
+        }
+    }
+
+    fn now(&self) -> Now {
+        let nanos = self.start.elapsed().as_nanos();
+        let mono = twill_core::Instant::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        let derived = SYNCED.with(|synced| {
+            let synced = synced.get()?;
+            let since = mono.saturating_since(synced.mono);
+            (since < WALL_RESYNC).then(|| Now::new(mono, synced.wall + since))
+        });
+        derived.unwrap_or_else(|| {
+            let now = self.clock.now();
+            SYNCED.with(|synced| synced.set(Some(now)));
+            now
+        })
+    }
+
+    /// The `std` instant of a twill instant, for timers.
+    fn to_std(&self, t: twill_core::Instant) -> std::time::Instant {
+        self.clock.to_std(t)
+    }
+}
+
 // ---- the ready list ------------------------------------------------------
 
 /// Keys of sockets tokio says may be ready, and the task to wake.
 #[derive(Debug, Default)]
 pub(crate) struct ReadyList {
+    /// Keys wait or the list was poked since the core last took them
+    /// (changed under the lock; read without it, so that a core finds an
+    /// empty list without locking).
+    flagged: AtomicBool,
     inner: Mutex<ReadyInner>,
 }
 
@@ -111,8 +180,11 @@ pub(crate) struct ReadyList {
 struct ReadyInner {
     keys: Vec<Key>,
     /// Something besides a socket wants the task: a message in the
-    /// mailbox, or a stop.
+    /// mailbox, a stop, or the alarm.
     poked: bool,
+    /// The task to wake when the list stops being empty. Kept across
+    /// wake-ups (woken by reference): the core's task is the same from
+    /// wait to wait, and registering it anew each time cost a lock.
     task: Option<Waker>,
 }
 
@@ -122,51 +194,83 @@ impl ReadyList {
     }
 
     fn push(&self, key: Key) {
-        let task = {
-            let mut g = self.lock();
-            g.keys.push(key);
-            g.task.take()
-        };
-        if let Some(t) = task {
-            t.wake();
-        }
+        let mut g = self.lock();
+        g.keys.push(key);
+        self.flag(g);
     }
 
     /// Wakes the task without naming a socket.
     pub(crate) fn poke(&self) {
-        let task = {
-            let mut g = self.lock();
-            g.poked = true;
-            g.task.take()
-        };
+        let mut g = self.lock();
+        g.poked = true;
+        self.flag(g);
+    }
+
+    /// Flags the list, and wakes the task if it was not flagged yet (if
+    /// it was, the task was woken then and has not taken the list since).
+    fn flag(&self, g: std::sync::MutexGuard<'_, ReadyInner>) {
+        if self.flagged.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Woken outside the lock: a wake may do real work (another
+        // thread's runtime is unparked).
+        let task = g.task.clone();
+        drop(g);
         if let Some(t) = task {
             t.wake();
         }
     }
 
     /// Moves the ready keys to `out`; returns whether the list was poked.
+    /// Locks only when the list is flagged.
     fn take_into(&self, out: &mut Vec<Key>) -> bool {
+        if !self.flagged.load(Ordering::SeqCst) {
+            return false;
+        }
         let mut g = self.lock();
+        self.flagged.store(false, Ordering::SeqCst);
         out.append(&mut g.keys);
         std::mem::take(&mut g.poked)
     }
 
-    fn is_empty(&self) -> bool {
-        let g = self.lock();
-        g.keys.is_empty() && !g.poked
-    }
-
-    /// Ready once a key is on the list or it was poked. Stateless, so
-    /// cancellation-safe.
-    fn poll_wait(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut g = self.lock();
-        if !g.keys.is_empty() || g.poked {
+    /// Ready once the list is flagged; otherwise the task is woken when it
+    /// is. `listed` is the caller's copy of the waker the list holds: a
+    /// task that is still the listed one looks at the flag without a lock.
+    /// Stateless (the keys stay on the list), so cancellation-safe.
+    fn poll_flagged(&self, cx: &mut Context<'_>, listed: &mut Option<Waker>) -> Poll<()> {
+        if !listed.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            let mut g = self.lock();
+            g.task = Some(cx.waker().clone());
+            *listed = Some(cx.waker().clone());
+        }
+        // Set before the task was listed, or the wake went to the task
+        // listed before: seen here either way. Set after: it wakes this
+        // task.
+        if self.flagged.load(Ordering::SeqCst) {
             return Poll::Ready(());
         }
-        if !g.task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            g.task = Some(cx.waker().clone());
-        }
         Poll::Pending
+    }
+}
+
+/// The waker of the idle wait's timer: it pokes the ready list, so that
+/// a wait need not poll the timer again while it is set (see
+/// [`Core::poll_alarm`]).
+struct AlarmWake {
+    list: Arc<ReadyList>,
+    fired: AtomicBool,
+}
+
+impl Wake for AlarmWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // The flag before the poke: the step the poke causes is followed
+        // by a wait that must see it.
+        self.fired.store(true, Ordering::SeqCst);
+        self.list.poke();
     }
 }
 
@@ -183,6 +287,28 @@ impl Wake for SockWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         self.list.push(self.key);
+    }
+}
+
+/// How many sockets a core has, for registering them with tokio. A core
+/// with one socket and a task of its own for life (a factory connection,
+/// the common case) registers that socket under the task's waker: tokio
+/// wakes the task directly, and every step serves the socket. The ready
+/// list, its lock and a waker per socket are for cores with more (a hub),
+/// or without a task of their own (a `Conn`, whose future may move from
+/// task to task).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Solo {
+    None,
+    One(Key),
+    Many,
+}
+
+/// The waker to register socket `key` under (see [`Solo`]).
+fn waker_of<'a>(solo: Solo, task: &'a Option<Waker>, key: Key, own: &'a Waker) -> &'a Waker {
+    match (solo, task) {
+        (Solo::One(k), Some(task)) if k == key => task,
+        _ => own,
     }
 }
 
@@ -421,6 +547,9 @@ impl StreamSock {
                         r => return r,
                     }
                 }
+                // Not a byte read from the file (nor a buffer allocated)
+                // for a socket tokio knows is not writable.
+                self.io.try_io(Interest::WRITABLE, || Ok(()))?;
                 let mut tmp =
                     vec![0; usize::try_from(rest.min(READ_BUF as u64)).unwrap_or(READ_BUF)];
                 let got = file.read_at(&mut tmp, off)?;
@@ -512,7 +641,7 @@ pub(crate) enum WriteState {
 /// One engine and its sockets; see the module docs.
 pub(crate) struct Core<M: Machine, S: Service<M>> {
     pub(crate) engine: Engine<M, S>,
-    clock: SystemClock,
+    clock: Clocks,
     socks: twill_driver::IdMap<Key, Sock>,
     pending: HashMap<Key, Pending>,
     ready: Arc<ReadyList>,
@@ -530,7 +659,27 @@ pub(crate) struct Core<M: Machine, S: Service<M>> {
     /// a deadline moved forward on every request costs no timer-wheel
     /// lock.
     alarm: Option<Pin<Box<tokio::time::Sleep>>>,
-    armed: Option<tokio::time::Instant>,
+    /// When `alarm` goes off, while it is set and registered with
+    /// `alarm_waker` (which pokes the ready list).
+    armed: Option<twill_core::Instant>,
+    alarm_wake: Arc<AlarmWake>,
+    alarm_waker: Waker,
+    /// The waker the ready list holds (see [`ReadyList::poll_flagged`]).
+    listed: Option<Waker>,
+    /// The core's own task, when it has one for life (`run_core`): its
+    /// only socket is then registered with tokio under this waker rather
+    /// than its own (see [`Solo`]).
+    task: Option<Waker>,
+    solo: Solo,
+    /// The stream being served: what its machine writes meanwhile is
+    /// flushed at the end of its service, so it is not queued for another
+    /// turn (which cost a whole step, and a yield, per request).
+    serving: Option<Key>,
+    /// The stream whose read loop runs: it looks whether the engine wants
+    /// reads before each read, so reading switched back on meanwhile
+    /// needs no other turn either (the engine switches it off and on
+    /// around every request that writes).
+    reading: Option<Key>,
     /// The last step left messages in the channel.
     mail_left: bool,
     stop: Option<Stopper>,
@@ -556,9 +705,13 @@ where
     pub(crate) fn new(engine: Engine<M, S>, stop: Option<Stopper>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let ready = Arc::new(ReadyList::default());
+        let alarm_wake = Arc::new(AlarmWake {
+            list: ready.clone(),
+            fired: AtomicBool::new(false),
+        });
         Core {
             engine,
-            clock: SystemClock::new(),
+            clock: Clocks::new(),
             socks: twill_driver::IdMap::default(),
             pending: HashMap::new(),
             mail: Mailer {
@@ -572,6 +725,13 @@ where
             turn_now: None,
             alarm: None,
             armed: None,
+            alarm_waker: Waker::from(alarm_wake.clone()),
+            alarm_wake,
+            listed: None,
+            task: None,
+            solo: Solo::None,
+            serving: None,
+            reading: None,
             mail_left: false,
             stop,
             cap: None,
@@ -621,6 +781,34 @@ where
         self.mail.clone()
     }
 
+    /// Serves this core's only socket, while it has one, under `task`
+    /// (see [`Solo`]): the waker of the task this core lives in for good.
+    pub(crate) fn set_task(&mut self, task: Waker) {
+        self.task = Some(task);
+    }
+
+    fn insert_sock(&mut self, key: Key, sock: Sock) {
+        self.socks.insert(key, sock);
+        self.solo = match self.solo {
+            Solo::None => Solo::One(key),
+            Solo::One(k) if k == key => Solo::One(k),
+            Solo::One(k) => {
+                // Registered under the task's waker until now: served once
+                // more, it registers under its own.
+                self.local_ready.push(k);
+                Solo::Many
+            }
+            Solo::Many => Solo::Many,
+        };
+    }
+
+    fn remove_sock(&mut self, key: Key) -> Option<Sock> {
+        if self.solo == Solo::One(key) {
+            self.solo = Solo::None;
+        }
+        self.socks.remove(&key)
+    }
+
     fn waker(&self, key: Key) -> Waker {
         Waker::from(Arc::new(SockWaker {
             key,
@@ -635,7 +823,7 @@ where
         let key = self.engine.new_key();
         self.engine.add_listener(key);
         let waker = self.waker(key);
-        self.socks.insert(
+        self.insert_sock(
             key,
             Sock::Listener(ListenerSock {
                 io,
@@ -654,7 +842,7 @@ where
             .local_addr()
             .map_or(IpAddr::from([0, 0, 0, 0]), |a| a.ip());
         let waker = self.waker(key);
-        self.socks.insert(
+        self.insert_sock(
             key,
             Sock::Udp(UdpSock {
                 io,
@@ -681,8 +869,7 @@ where
         let (local, peer) = io.addrs();
         let now = self.now();
         let waker = self.waker(key);
-        self.socks
-            .insert(key, Sock::Stream(Self::stream_sock(io, waker, cap)));
+        self.insert_sock(key, Sock::Stream(Self::stream_sock(io, waker, cap)));
         match self.engine.accept(listener, key, local, peer, now) {
             Ok(()) => {
                 self.local_ready.push(key);
@@ -690,7 +877,7 @@ where
             }
             Err(_) => {
                 tracing::debug!("connection limit reached; closing the new connection");
-                self.socks.remove(&key);
+                self.remove_sock(key);
                 None
             }
         }
@@ -754,6 +941,9 @@ where
         self.turn_now = Some(now);
         let mut keys = std::mem::take(&mut self.scratch);
         keys.append(&mut self.local_ready);
+        if let (Solo::One(key), Some(_)) = (self.solo, &self.task) {
+            keys.push(key);
+        }
         let poked = self.ready.take_into(&mut keys);
         if poked || self.mail_left {
             self.mail_left = false;
@@ -793,12 +983,10 @@ where
         }
     }
 
-    /// Whether [`Core::step`] has more to do right away.
+    /// Whether [`Core::step`] has more to do right away, besides what
+    /// the ready list holds (which [`Core::wait`] finds at once).
     pub(crate) fn has_work(&self) -> bool {
-        self.mail_left
-            || !self.local_ready.is_empty()
-            || self.engine.has_actions()
-            || !self.ready.is_empty()
+        self.mail_left || !self.local_ready.is_empty() || self.engine.has_actions()
     }
 
     /// Waits for the next step: at once if there is work (after the
@@ -806,52 +994,79 @@ where
     /// the others of a thread), otherwise until there may be some.
     /// Cancellation-safe.
     pub(crate) async fn pause(&mut self) {
-        if self.has_work() {
+        if self.has_work() || !self.wait().await {
             tokio::task::consume_budget().await;
-        } else {
-            self.wait().await;
         }
     }
 
     /// Waits until a socket may be ready, a message or stop arrives, or
-    /// the next timer is due. One poll of one list (plus the alarm) per
-    /// wait: sockets, mail and stops all report through the ready list.
-    /// Cancellation-safe: nothing is taken here, only waited for.
-    pub(crate) async fn wait(&mut self) {
+    /// the next timer is due. One look at one list per wait, without a
+    /// lock as long as the task is the same: sockets, mail, stops and the
+    /// alarm all report through it (or wake the task directly, see
+    /// [`Solo`]). Returns whether it had to wait (`false`: work was there
+    /// already, and the caller should let other tasks run before serving
+    /// it). Cancellation-safe: nothing is taken here, only waited for.
+    pub(crate) async fn wait(&mut self) -> bool {
+        let mut waited = false;
         poll_fn(|cx| {
-            if self.ready.poll_wait(cx).is_ready() {
+            // A core with a task of its own is polled again only when
+            // woken, and its only socket wakes the task directly (see
+            // [`Solo`]): a poll after the first is work.
+            if waited && self.task.is_some() {
                 return Poll::Ready(());
             }
-            self.poll_alarm(cx)
+            if self.ready.poll_flagged(cx, &mut self.listed).is_ready() {
+                return Poll::Ready(());
+            }
+            if self.poll_alarm().is_ready() {
+                return Poll::Ready(());
+            }
+            waited = true;
+            Poll::Pending
         })
         .await;
+        waited
     }
 
-    fn poll_alarm(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Ready when the next timer is due; otherwise the alarm is set to
+    /// wake the task then. A set alarm is polled again only when it must
+    /// go off earlier or went off: its waker pokes the ready list, which
+    /// every wait looks at first, so a wait with the deadline moved on
+    /// (every request) costs a comparison, not a poll of the timer.
+    fn poll_alarm(&mut self) -> Poll<()> {
         let Some(d) = self.engine.next_deadline() else {
             // An alarm still set may go off once; the step it causes finds
             // nothing due.
             return Poll::Pending;
         };
-        let d = tokio::time::Instant::from_std(self.clock.to_std(d));
-        let alarm = match (&mut self.alarm, self.armed) {
-            (Some(alarm), Some(armed)) if armed <= d => alarm,
-            (Some(alarm), _) => {
-                alarm.as_mut().reset(d);
-                self.armed = Some(d);
+        if self.armed.is_some_and(|armed| armed <= d)
+            && !self.alarm_wake.fired.load(Ordering::SeqCst)
+        {
+            return Poll::Pending;
+        }
+        // Cleared before the timer is reset: a going-off from now on is
+        // seen by the next wait.
+        self.alarm_wake.fired.store(false, Ordering::SeqCst);
+        let at = tokio::time::Instant::from_std(self.clock.to_std(d));
+        let alarm = match &mut self.alarm {
+            Some(alarm) => {
+                alarm.as_mut().reset(at);
                 alarm
             }
-            (alarm @ None, _) => {
-                self.armed = Some(d);
-                alarm.insert(Box::pin(tokio::time::sleep_until(d)))
-            }
+            alarm @ None => alarm.insert(Box::pin(tokio::time::sleep_until(at))),
         };
-        match alarm.as_mut().poll(cx) {
+        match alarm
+            .as_mut()
+            .poll(&mut Context::from_waker(&self.alarm_waker))
+        {
             Poll::Ready(()) => {
                 self.armed = None;
                 Poll::Ready(())
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                self.armed = Some(d);
+                Poll::Pending
+            }
         }
     }
 
@@ -877,7 +1092,7 @@ where
                 let mut s = Self::stream_sock(io, waker, p.cap);
                 s.out = p.out;
                 s.then = p.then;
-                self.socks.insert(key, Sock::Stream(s));
+                self.insert_sock(key, Sock::Stream(s));
                 self.local_ready.push(key);
                 self.engine.opened(key, local, peer, now);
             }
@@ -928,6 +1143,7 @@ where
         for (_, p) in self.pending.drain() {
             p.task.abort();
         }
+        self.solo = Solo::None;
         for (_, s) in self.socks.drain() {
             if let Sock::Stream(s) = s {
                 net::set_abortive(&s.io);
@@ -938,7 +1154,15 @@ where
     // ---- actions ---------------------------------------------------------
 
     /// Carries out every action the engine has queued.
+    #[inline]
     pub(crate) fn apply_actions(&mut self) {
+        // Most calls find nothing: that costs a look, not a call.
+        if self.engine.has_actions() {
+            self.apply_queued();
+        }
+    }
+
+    fn apply_queued(&mut self) {
         while let Some(a) = self.engine.poll_action() {
             match a {
                 Action::Write { key, chunk } => self.queue_write(key, chunk),
@@ -965,7 +1189,7 @@ where
                     _ => tracing::debug!(key, "multicast change for an unknown socket"),
                 },
                 Action::Read { key, on } => {
-                    if on {
+                    if on && self.reading != Some(key) {
                         self.local_ready.push(key);
                     }
                 }
@@ -989,7 +1213,9 @@ where
     fn queue_write(&mut self, key: Key, chunk: Chunk) {
         match self.socks.get_mut(&key) {
             Some(Sock::Stream(s)) => {
-                if s.out.is_empty() {
+                // The stream being served is flushed at the end of its
+                // service anyway.
+                if s.out.is_empty() && self.serving != Some(key) {
                     self.local_ready.push(key);
                 }
                 s.out.push(chunk);
@@ -1012,7 +1238,7 @@ where
                         ListenIo::Unix(_) => Addr::Unknown,
                     };
                     let waker = self.waker(key);
-                    self.socks.insert(
+                    self.insert_sock(
                         key,
                         Sock::Listener(ListenerSock {
                             io,
@@ -1032,7 +1258,7 @@ where
                 Ok(io) => {
                     let local = io.local_addr().unwrap_or(addr);
                     let waker = self.waker(key);
-                    self.socks.insert(
+                    self.insert_sock(
                         key,
                         Sock::Udp(UdpSock {
                             io,
@@ -1084,7 +1310,7 @@ where
                         ));
                     }
                     net::set_abortive(&s.io);
-                    self.socks.remove(&key);
+                    self.remove_sock(key);
                     self.engine.closed(key, now);
                 } else {
                     s.then = merge_close(s.then, how);
@@ -1092,7 +1318,7 @@ where
                 }
             }
             Some(_) => {
-                self.socks.remove(&key);
+                self.remove_sock(key);
                 self.engine.closed(key, now);
             }
             None => tracing::debug!(key, "shutdown of an unknown socket"),
@@ -1105,7 +1331,7 @@ where
         if self.watch == Some(key) {
             self.watch_error = Some(e);
         }
-        self.socks.remove(&key);
+        self.remove_sock(key);
         let now = self.now();
         self.engine.closed(key, now);
     }
@@ -1114,25 +1340,47 @@ where
 
     fn service(&mut self, key: Key) {
         match self.socks.get(&key) {
-            Some(Sock::Stream(_)) => self.service_stream(key),
+            Some(Sock::Stream(s)) => {
+                let queued = !s.out.is_empty() || s.then.is_some();
+                self.serving = Some(key);
+                self.reading = Some(key);
+                self.service_stream(key, queued);
+                self.serving = None;
+                self.reading = None;
+            }
             Some(Sock::Listener(_)) => self.service_listener(key),
             Some(Sock::Udp(_)) => self.service_udp(key),
             None => {}
         }
     }
 
-    fn service_stream(&mut self, key: Key) {
-        if !self.flush_stream(key) {
+    /// Serves a stream: flushes what is `queued`, reads, and flushes what
+    /// the input made the machine say.
+    fn service_stream(&mut self, key: Key, queued: bool) {
+        if queued && !self.flush_stream(key) {
             return;
         }
         let now = self.now();
         let mut reads = 0;
+        // The last read was short, which says the socket is drained (and
+        // cleared tokio's readiness): rather than a read that would only
+        // say `WouldBlock`, tokio is asked to wake us when more arrives.
+        let mut drained = false;
         loop {
             let Some(Sock::Stream(s)) = self.socks.get_mut(&key) else {
                 return;
             };
             if s.eof || self.reads_paused || !self.engine.wants_read(key) {
                 break;
+            }
+            if drained {
+                let w = waker_of(self.solo, &self.task, key, &s.waker);
+                match s.io.poll_read_ready(&mut Context::from_waker(w)) {
+                    Poll::Pending => break,
+                    // More arrived meanwhile.
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return self.reset(key, e),
+                }
             }
             if reads == READS_PER_TURN {
                 // Budget spent with more to read, maybe: come back next
@@ -1142,31 +1390,30 @@ where
             }
             reads += 1;
             let engine = &mut self.engine;
-            let mut cx = Context::from_waker(&s.waker);
             // Handed to the engine before anything can await: no byte read
-            // is ever held by a future. A short read tells tokio the
-            // socket is drained, which saves the read that would only say
-            // `WouldBlock`.
-            let r = with_read_buf(|buf| match s.io.poll_read(&mut cx, buf) {
-                Poll::Pending => Ok(false),
-                Poll::Ready(Ok(0)) => {
+            // is ever held by a future.
+            let r = with_read_buf(|buf| match s.io.read_draining(buf) {
+                Ok(0) => {
                     s.eof = true;
                     engine.eof(key, true, now);
-                    Ok(true)
+                    Ok(false)
                 }
-                Poll::Ready(Ok(n)) => {
+                Ok(n) => {
                     engine.data(key, &buf[..n], now);
-                    Ok(true)
+                    Ok(n < buf.len())
                 }
-                Poll::Ready(Err(e)) => Err(e),
+                Err(e) => Err(e),
             });
-            match r {
-                Ok(true) => self.apply_actions(),
-                Ok(false) => break,
-                Err(e) if would_block(&e) => {}
+            drained = match r {
+                Ok(short) => {
+                    self.apply_actions();
+                    short
+                }
+                Err(e) if would_block(&e) => true,
                 Err(e) => return self.reset(key, e),
-            }
+            };
         }
+        self.reading = None;
         // What the input made the machine say goes out now, in one write
         // with whatever else is queued, rather than a turn later.
         self.flush_stream(key);
@@ -1197,15 +1444,10 @@ where
                     }
                 };
             }
-            let mut cx = Context::from_waker(&s.waker);
-            match s.io.poll_write_ready(&mut cx) {
-                Poll::Pending => return true,
-                Poll::Ready(Err(e)) => {
-                    self.reset(key, e);
-                    return false;
-                }
-                Poll::Ready(Ok(())) => {}
-            }
+            // The write first: tokio knows whether the socket may be
+            // writable (`WouldBlock` at once, without a system call, if
+            // not); its waker is registered only when the write could not
+            // be done, which is rare, rather than before every write.
             match s.write_some() {
                 Ok(0) => {
                     self.reset(key, io::Error::from(io::ErrorKind::WriteZero));
@@ -1217,7 +1459,18 @@ where
                     self.engine.sent(key, n, now);
                     self.apply_actions();
                 }
-                Err(e) if would_block(&e) => {}
+                Err(e) if would_block(&e) => {
+                    let w = waker_of(self.solo, &self.task, key, &s.waker);
+                    match s.io.poll_write_ready(&mut Context::from_waker(w)) {
+                        Poll::Pending => return true,
+                        Poll::Ready(Err(e)) => {
+                            self.reset(key, e);
+                            return false;
+                        }
+                        // Writable again meanwhile.
+                        Poll::Ready(Ok(())) => {}
+                    }
+                }
                 Err(e) => {
                     self.reset(key, e);
                     return false;
@@ -1231,7 +1484,7 @@ where
     /// Flushed and asked to close: send FIN, drain what the peer still
     /// sends for a moment (so our close is not a reset), report `closed`.
     fn close_graceful(&mut self, key: Key) {
-        if let Some(Sock::Stream(s)) = self.socks.remove(&key) {
+        if let Some(Sock::Stream(s)) = self.remove_sock(key) {
             let _ = SockRef::from(&s.io).shutdown(Shutdown::Write);
             if !s.eof {
                 tokio::spawn(linger(s.io));
@@ -1252,7 +1505,7 @@ where
                 }
                 l.backoff_until = None;
             }
-            let mut cx = Context::from_waker(&l.waker);
+            let mut cx = Context::from_waker(waker_of(self.solo, &self.task, key, &l.waker));
             match l.io.poll_accept(&mut cx) {
                 Poll::Pending => return,
                 Poll::Ready(Ok(io)) => {
@@ -1292,7 +1545,7 @@ where
             let Some((to, bytes)) = u.out.front() else {
                 break;
             };
-            let mut cx = Context::from_waker(&u.waker);
+            let mut cx = Context::from_waker(waker_of(self.solo, &self.task, key, &u.waker));
             match u.io.poll_send_ready(&mut cx) {
                 Poll::Pending => break,
                 Poll::Ready(Err(e)) => {
@@ -1321,7 +1574,7 @@ where
             if self.reads_paused || !self.engine.wants_read(key) {
                 return;
             }
-            let mut cx = Context::from_waker(&u.waker);
+            let mut cx = Context::from_waker(waker_of(self.solo, &self.task, key, &u.waker));
             match u.io.poll_recv_ready(&mut cx) {
                 Poll::Pending => return,
                 Poll::Ready(Err(e)) => {

@@ -10,10 +10,11 @@
 //!   own machine. Machine-opened connections, listeners and sockets belong
 //!   to the task of the machine that opened them.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
 
 use tokio::sync::mpsc;
 use twill_core::{Machine, Service};
@@ -230,6 +231,10 @@ where
 /// in one step would otherwise see every socket past the budget's 128th
 /// answer "not ready" (and be queued again), turning one step into many.
 /// The core yields by itself instead, after every busy step.
+///
+/// Must stay in the task that first polls it (spawned, or awaited by a
+/// spawned future): the core registers its socket under that task's
+/// waker.
 pub(crate) async fn run_core<M, S>(mut core: Core<M, S>, until_idle: bool)
 where
     M: Machine + Send + 'static,
@@ -238,6 +243,9 @@ where
 {
     tokio::task::unconstrained(async move {
         let _enlisted = core.enlist();
+        // This future is its task's for good: the core may register its
+        // socket under the task's waker.
+        core.set_task(poll_fn(|cx| Poll::Ready(cx.waker().clone())).await);
         loop {
             if core.stop_requested() {
                 core.stop_all();
@@ -247,10 +255,8 @@ where
             if until_idle && core.engine.machines() == 0 {
                 return;
             }
-            if core.has_work() {
+            if core.has_work() || !core.wait().await {
                 tokio::task::yield_now().await;
-            } else {
-                core.wait().await;
             }
         }
     })
