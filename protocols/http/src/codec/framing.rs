@@ -158,6 +158,35 @@ impl Summary {
         }
     }
 
+    /// [`Summary::add`] for a parser's pass over the fields: a field whose
+    /// length and first letter rule it out costs one table look, inline;
+    /// the few others are read by an out-of-line call, so the pass keeps
+    /// few values live (the summary stays in memory).
+    #[inline(always)]
+    pub(crate) fn add_if_framing(&mut self, n: &[u8], v: &[u8]) {
+        /// The first letter (lowercase) of the field of each length that
+        /// `add` reads; longer names share a slot (a false positive, which
+        /// `add` then ignores).
+        const FIRST: [u8; 32] = {
+            let mut t = [0xff; 32];
+            t[4] = b'h';
+            t[6] = b'e';
+            t[7] = b'u';
+            t[10] = b'c';
+            t[14] = b'c';
+            t[17] = b't';
+            t
+        };
+        if n.first().is_some_and(|b| FIRST[n.len() % 32] == b | 0x20) {
+            self.add_out_of_line(n, v);
+        }
+    }
+
+    #[inline(never)]
+    fn add_out_of_line(&mut self, n: &[u8], v: &[u8]) {
+        self.add(n, v);
+    }
+
     /// Whether the sender wants the connection kept open (RFC 9112 §9.3).
     pub fn keep_alive(&self, version: Version) -> bool {
         !self.close && (version == Version::Http11 || self.keep_alive)
@@ -342,5 +371,32 @@ mod tests {
         check(b"close");
         check(b"keep-alive");
         check(b"100-continue");
+    }
+
+    /// The prefilter lets through every field `add` reads, in any case,
+    /// so the summary a parser reads with it is the full one.
+    #[test]
+    fn prefilter_keeps_every_field_add_reads() {
+        let fields: &[(&str, &[u8])] = &[
+            ("host", b"h"),
+            ("content-length", b"5"),
+            ("transfer-encoding", b"chunked"),
+            ("connection", b"close, upgrade, keep-alive"),
+            ("upgrade", b"websocket"),
+            ("expect", b"100-continue"),
+        ];
+        for &(name, value) in fields {
+            for n in [
+                name.to_string(),
+                name.to_ascii_uppercase(),
+                name[..1].to_ascii_uppercase() + &name[1..],
+            ] {
+                let (mut all, mut some) = (Summary::NONE, Summary::NONE);
+                all.add(n.as_bytes(), value);
+                some.add_if_framing(n.as_bytes(), value);
+                assert_ne!(all, Summary::NONE, "{n}");
+                assert_eq!(some, all, "{n}");
+            }
+        }
     }
 }

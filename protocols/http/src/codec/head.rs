@@ -861,8 +861,8 @@ pub fn decode_request(
     if scan.is_fresh() {
         // Not read: a plain decode does not pay for the summary.
         let mut unread = Summary::NONE;
-        if let Some(head) = whole_request::<false>(buf, limits, &mut unread) {
-            return Ok(Some(head));
+        if let Some(w) = whole_request::<false>(buf, limits, &mut unread) {
+            return Ok(Some(w.take(buf)));
         }
         // Incomplete, malformed or over a limit: the careful path waits or
         // names the error.
@@ -885,8 +885,8 @@ pub fn decode_request_summarized(
     }
     if scan.is_fresh() {
         let mut summary = Summary::NONE;
-        if let Some(head) = whole_request::<true>(buf, limits, &mut summary) {
-            return Ok(Some((head, summary)));
+        if let Some(w) = whole_request::<true>(buf, limits, &mut summary) {
+            return Ok(Some((w.take(buf), summary)));
         }
     }
     scanned_request::<true>(buf, scan, limits)
@@ -910,8 +910,8 @@ fn scanned_request<const SUM: bool>(
 }
 
 /// The one-pass path of [`decode_request`]: a whole, well-formed head at
-/// the front of `buf`, parsed by httparse and split off; `None` for
-/// anything else (incomplete, malformed, over a limit, a rule broken),
+/// the front of `buf`, parsed by httparse: where its parts lie (the
+/// caller splits it off with [`Whole::take`]); `None` for anything else (incomplete, malformed, over a limit, a rule broken),
 /// which the scanner then delimits and names.
 ///
 /// The head taken here must be exactly the one the scanner would have
@@ -935,10 +935,10 @@ fn scanned_request<const SUM: bool>(
 /// the line and head limits, and an ASCII target.
 #[inline]
 fn whole_request<const SUM: bool>(
-    buf: &mut BytesMut,
+    buf: &[u8],
     limits: &HeadLimits,
     summary: &mut Summary,
-) -> Option<RequestHead> {
+) -> Option<Whole> {
     let mut arr = slots();
     let n = limits.max_headers.min(MAX_HEADERS_CAP);
     let mut req = httparse::Request::new(&mut []);
@@ -976,29 +976,52 @@ fn whole_request<const SUM: bool>(
             return None;
         }
         if SUM {
-            summary.add(h.name.as_bytes(), h.value);
+            summary.add_if_framing(h.name.as_bytes(), h.value);
         }
     }
-    let (count, method_end) = (req.headers.len() as u32, method.len() as u32);
-    let version = version_of(req.version);
-    let head = buf.split_to(len).freeze();
-    Some(RequestHead {
-        method: Span {
-            start: 0,
-            end: method_end,
-        },
+    Some(Whole {
+        len,
+        method_end: method.len() as u32,
         target: Span {
             start: target_at as u32,
             end: target_end as u32,
         },
-        version,
-        headers: Headers {
-            buf: head,
-            // Past the start line's CRLF.
-            start: line as u32 + 2,
-            count,
-        },
+        // Past the start line's CRLF.
+        fields_at: line as u32 + 2,
+        count: req.headers.len() as u32,
+        version: version_of(req.version),
     })
+}
+
+/// Where the parts of a whole head lie, found by [`whole_request`]: plain
+/// numbers, so the head is built once, in place, when it is split off.
+struct Whole {
+    len: usize,
+    method_end: u32,
+    target: Span,
+    fields_at: u32,
+    count: u32,
+    version: Version,
+}
+
+impl Whole {
+    /// Splits the head off `buf` (zero-copy) and builds it.
+    #[inline(always)]
+    fn take(self, buf: &mut BytesMut) -> RequestHead {
+        RequestHead {
+            method: Span {
+                start: 0,
+                end: self.method_end,
+            },
+            target: self.target,
+            version: self.version,
+            headers: Headers {
+                buf: buf.split_to(self.len).freeze(),
+                start: self.fields_at,
+                count: self.count,
+            },
+        }
+    }
 }
 
 /// Whether every byte is ASCII: OR-ing them all is one vectorised pass,
