@@ -121,17 +121,16 @@ impl Summary {
 
     /// Takes one more field into account (the server's parser calls this
     /// for each field as it goes, so a request's summary costs no second
-    /// pass over its head).
+    /// pass over its head). Always inlined: it runs once per field on
+    /// the server's hot path, where a call's register saves cost more than
+    /// the look at a field that is not one of these.
+    #[inline(always)]
     pub fn add(&mut self, n: &[u8], v: &[u8]) {
-        // OR-ing 0x20 folds the case of a letter and leaves '-' alone; no
-        // other token byte lands on a letter or '-', so this is an exact
-        // case-insensitive comparison with these names, and it stops at
-        // the first byte for most other names of the same length.
-        let is = |name: &str| n.iter().zip(name.as_bytes()).all(|(a, b)| a | 0x20 == *b);
-        // Length and first letter first: any other field costs a jump.
-        match (n.len(), n.first().map_or(0, |b| b | 0x20)) {
-            (4, b'h') if is("host") => self.hosts += 1,
-            (14, b'c') if is("content-length") => {
+        // The length first: any other field costs a jump and at most one
+        // compare of a few words.
+        match n.len() {
+            4 if named(n, b"host") => self.hosts += 1,
+            14 if named(n, b"content-length") => {
                 // Duplicates are refused even when equal
                 // (`Content-Length: 5, 5` too): a message two parsers
                 // could read differently is not accepted.
@@ -141,27 +140,115 @@ impl Summary {
                     e => e,
                 };
             }
-            (17, b't') if is("transfer-encoding") => self.transfer_encoding = true,
-            (10, b'c') if is("connection") => {
+            17 if named(n, b"transfer-encoding") => self.transfer_encoding = true,
+            10 if named(n, b"connection") => {
                 for t in v.split(|&b| b == b',') {
                     let t = trim(t);
-                    self.close |= t.eq_ignore_ascii_case(b"close");
-                    self.keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
-                    self.connection_upgrade |= t.eq_ignore_ascii_case(b"upgrade");
+                    match t.len() {
+                        5 => self.close |= lower_eq(t, b"close"),
+                        10 => self.keep_alive |= lower_eq(t, b"keep-alive"),
+                        7 => self.connection_upgrade |= lower_eq(t, b"upgrade"),
+                        _ => {}
+                    }
                 }
             }
-            (7, b'u') if is("upgrade") => self.upgrade = true,
-            (6, b'e') if is("expect") => {
-                self.expect_continue |= trim(v).eq_ignore_ascii_case(b"100-continue")
-            }
+            7 if named(n, b"upgrade") => self.upgrade = true,
+            6 if named(n, b"expect") => self.expect_continue |= lower_eq(trim(v), b"100-continue"),
             _ => {}
         }
+    }
+
+    /// [`Summary::add`] for a parser's pass over the fields: a field whose
+    /// length and first letter rule it out costs one table look, inline;
+    /// the few others are read by an out-of-line call, so the pass keeps
+    /// few values live (the summary stays in memory).
+    #[inline(always)]
+    pub(crate) fn add_if_framing(&mut self, n: &[u8], v: &[u8]) {
+        /// The first letter (lowercase) of the field of each length that
+        /// `add` reads; longer names share a slot (a false positive, which
+        /// `add` then ignores).
+        const FIRST: [u8; 32] = {
+            let mut t = [0xff; 32];
+            t[4] = b'h';
+            t[6] = b'e';
+            t[7] = b'u';
+            t[10] = b'c';
+            t[14] = b'c';
+            t[17] = b't';
+            t
+        };
+        if n.first().is_some_and(|b| FIRST[n.len() % 32] == b | 0x20) {
+            self.add_out_of_line(n, v);
+        }
+    }
+
+    #[inline(never)]
+    fn add_out_of_line(&mut self, n: &[u8], v: &[u8]) {
+        self.add(n, v);
     }
 
     /// Whether the sender wants the connection kept open (RFC 9112 §9.3).
     pub fn keep_alive(&self, version: Version) -> bool {
         !self.close && (version == Version::Http11 || self.keep_alive)
     }
+}
+
+/// Whether the field name `n` is `name`, ignoring ASCII case.
+#[inline(always)]
+fn named<const N: usize>(n: &[u8], name: &[u8; N]) -> bool {
+    lower_eq(n, name)
+}
+
+/// Whether `v` is `lower`, ignoring ASCII case, where `lower` is made of
+/// lowercase letters, digits and '-' only (the names and tokens looked for
+/// here). Exact for any bytes of `v`, and a few word compares when the
+/// length is fixed.
+///
+/// OR-ing 0x20 maps a byte `b` onto such a byte `t` only when `b` is `t`
+/// or `t - 0x20`: for a letter that is its other case; for '-' and the
+/// digits it is a control byte (CR, 0x10-0x19). So "equal once OR-ed, and
+/// no byte below 0x20" is exactly "equal ignoring ASCII case".
+#[inline(always)]
+fn lower_eq<const N: usize>(v: &[u8], lower: &[u8; N]) -> bool {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    if v.len() != N {
+        return false;
+    }
+    // Words of 8 bytes (4 or 1 for shorter strings), the last one ending
+    // at N (it may overlap the one before); `lower`'s fold to constants.
+    let w = if N >= 8 {
+        8
+    } else if N >= 4 {
+        4
+    } else {
+        1
+    };
+    let mask = if w == 8 { u64::MAX } else { (1 << (8 * w)) - 1 };
+    let (mut diff, mut ctl) = (0, 0);
+    let mut at = 0;
+    while at < N {
+        let from = at.min(N - w);
+        let (x, t) = (word(v, from, w), word(lower, from, w));
+        diff |= ((x | (ONES * 0x20)) ^ t) & mask;
+        // Whether some byte is below 0x20: exact as a yes/no (a borrow
+        // only starts at such a byte and runs towards the high bytes,
+        // which the mask drops past the word's width).
+        ctl |= x.wrapping_sub(ONES * 0x20) & !x & HIGH & mask;
+        at += w;
+    }
+    diff == 0 && ctl == 0
+}
+
+/// `w` (at most 8) bytes of `s` from `at`, little-endian (zero when out
+/// of range, which callers never ask for).
+#[inline(always)]
+fn word(s: &[u8], at: usize, w: usize) -> u64 {
+    let mut b = [0u8; 8];
+    if let (Some(src), Some(dst)) = (s.get(at..at + w), b.get_mut(..w)) {
+        dst.copy_from_slice(src);
+    }
+    u64::from_le_bytes(b)
 }
 
 /// The body framing of a request (RFC 9112 §6.3), with the checks a server
@@ -244,4 +331,72 @@ pub fn wants_keep_alive(version: Version, h: &Headers) -> bool {
 /// Whether a status may carry a body at all.
 pub fn status_has_body(status: u16) -> bool {
     !((100..200).contains(&status) || status == 204 || status == 304)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The word-wise comparison agrees with `eq_ignore_ascii_case` for
+    /// every byte at every position of every name and token looked for,
+    /// and refuses other lengths.
+    #[test]
+    fn folded_compare_is_exact() {
+        fn check<const N: usize>(target: &[u8; N]) {
+            for at in 0..N {
+                for b in 0..=255u8 {
+                    let mut v = *target;
+                    v[at] = b;
+                    assert_eq!(
+                        lower_eq(&v, target),
+                        v.eq_ignore_ascii_case(target),
+                        "byte {b:#x} at {at} of {:?}",
+                        core::str::from_utf8(target)
+                    );
+                    let upper = v.to_ascii_uppercase();
+                    assert_eq!(lower_eq(&upper, target), upper.eq_ignore_ascii_case(target));
+                }
+            }
+            assert!(!lower_eq(&target[..N - 1], target));
+            let mut longer = target.to_vec();
+            longer.push(target[0]);
+            assert!(!lower_eq(&longer, target));
+        }
+        check(b"host");
+        check(b"content-length");
+        check(b"transfer-encoding");
+        check(b"connection");
+        check(b"upgrade");
+        check(b"expect");
+        check(b"close");
+        check(b"keep-alive");
+        check(b"100-continue");
+    }
+
+    /// The prefilter lets through every field `add` reads, in any case,
+    /// so the summary a parser reads with it is the full one.
+    #[test]
+    fn prefilter_keeps_every_field_add_reads() {
+        let fields: &[(&str, &[u8])] = &[
+            ("host", b"h"),
+            ("content-length", b"5"),
+            ("transfer-encoding", b"chunked"),
+            ("connection", b"close, upgrade, keep-alive"),
+            ("upgrade", b"websocket"),
+            ("expect", b"100-continue"),
+        ];
+        for &(name, value) in fields {
+            for n in [
+                name.to_string(),
+                name.to_ascii_uppercase(),
+                name[..1].to_ascii_uppercase() + &name[1..],
+            ] {
+                let (mut all, mut some) = (Summary::NONE, Summary::NONE);
+                all.add(n.as_bytes(), value);
+                some.add_if_framing(n.as_bytes(), value);
+                assert_ne!(all, Summary::NONE, "{n}");
+                assert_eq!(some, all, "{n}");
+            }
+        }
+    }
 }

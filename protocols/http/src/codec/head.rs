@@ -752,7 +752,9 @@ fn cr_after(head: &[u8], mut p: usize) -> Option<usize> {
 /// a bare LF and refuses any other CR or LF, so it is enough to look at the
 /// byte before each line's LF: after the start line (`start_end`: where
 /// the version or reason ends), after each field's value, and before the
-/// final LF. Heads with leading empty lines are left to the scanner.
+/// final LF. Heads with leading empty lines are left to the scanner. The
+/// field count needs no check: httparse was given `max_headers` slots and
+/// refuses a head with more fields (`TooManyHeaders`).
 fn within_rules(head: &[u8], start_end: usize, p: &Parts, limits: &HeadLimits) -> bool {
     let Some(line_end) = cr_after(head, start_end) else {
         return false;
@@ -760,7 +762,6 @@ fn within_rules(head: &[u8], start_end: usize, p: &Parts, limits: &HeadLimits) -
     p.fields_crlf
         && head.len() <= limits.max_head
         && line_end <= limits.max_line
-        && p.count as usize <= limits.max_headers.min(MAX_HEADERS_CAP)
         && !matches!(head.first(), Some(b'\r' | b'\n'))
         && head.len() >= 2
         && head.get(head.len() - 2) == Some(&b'\r')
@@ -853,7 +854,20 @@ pub fn decode_request(
     scan: &mut HeadScanner,
     limits: &HeadLimits,
 ) -> Result<Option<RequestHead>, ProtocolError> {
-    Ok(decode_request_as::<false>(buf, scan, limits)?.map(|(h, _)| h))
+    if buf.is_empty() {
+        // Between requests (a response finished): nothing to look at.
+        return Ok(None);
+    }
+    if scan.is_fresh() {
+        // Not read: a plain decode does not pay for the summary.
+        let mut unread = Summary::NONE;
+        if let Some(w) = whole_request::<false>(buf, limits, &mut unread) {
+            return Ok(Some(w.take(buf)));
+        }
+        // Incomplete, malformed or over a limit: the careful path waits or
+        // names the error.
+    }
+    Ok(scanned_request::<false>(buf, scan, limits)?.map(|(h, _)| h))
 }
 
 /// [`decode_request`], with what the fields say about framing (read in
@@ -866,32 +880,26 @@ pub fn decode_request_summarized(
     scan: &mut HeadScanner,
     limits: &HeadLimits,
 ) -> Result<Option<(RequestHead, Summary)>, ProtocolError> {
-    decode_request_as::<true>(buf, scan, limits)
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    if scan.is_fresh() {
+        let mut summary = Summary::NONE;
+        if let Some(w) = whole_request::<true>(buf, limits, &mut summary) {
+            return Ok(Some((w.take(buf), summary)));
+        }
+    }
+    scanned_request::<true>(buf, scan, limits)
 }
 
-fn decode_request_as<const SUM: bool>(
+/// The careful path of [`decode_request`]: the scanner delimits the head
+/// as its bytes come, then it is parsed once.
+#[inline(never)]
+fn scanned_request<const SUM: bool>(
     buf: &mut BytesMut,
     scan: &mut HeadScanner,
     limits: &HeadLimits,
 ) -> Result<Option<(RequestHead, Summary)>, ProtocolError> {
-    if buf.is_empty() {
-        // Between requests (a response finished): nothing to look at.
-        return Ok(None);
-    }
-    if scan.is_fresh() {
-        if let Attempt::Complete(len, p) = try_request::<SUM>(buf, limits.max_headers) {
-            let head = &buf[..len];
-            // "METHOD SP target SP HTTP/1.x" (httparse takes single spaces).
-            let start_end = p.start.1.end as usize + 9;
-            if within_rules(head, start_end, &p, limits) && target_ok(p.start.1.get(head)) {
-                // Ranges into `buf` stay ranges into its front part.
-                let summary = p.summary;
-                return Ok(Some((p.request(buf.split_to(len).freeze()), summary)));
-            }
-        }
-        // Incomplete, malformed or over a limit: the careful path waits or
-        // names the error.
-    }
     match scan.scan(buf, limits)? {
         None => Ok(None),
         Some(len) => {
@@ -899,6 +907,127 @@ fn decode_request_as<const SUM: bool>(
             parse_request_as::<SUM>(buf.split_to(len).freeze(), limits).map(Some)
         }
     }
+}
+
+/// The one-pass path of [`decode_request`]: a whole, well-formed head at
+/// the front of `buf`, parsed by httparse: where its parts lie (the
+/// caller splits it off with [`Whole::take`]); `None` for anything else (incomplete, malformed, over a limit, a rule broken),
+/// which the scanner then delimits and names.
+///
+/// The head taken here must be exactly the one the scanner would have
+/// delimited and [`parse_request`] accepted. What httparse guarantees of a
+/// complete request (httparse 1.10, default config), and so is not checked
+/// again:
+/// - the method is a token followed by exactly one SP, the target is
+///   non-empty, holds no control byte, SP or DEL and is followed by
+///   exactly one SP, then `HTTP/1.0` or `HTTP/1.1` and at once a line end
+///   (`\r\n` or a bare `\n`);
+/// - a CR anywhere is followed by an LF (a bare CR is an error), and an LF
+///   only ends a line (targets, names and values hold none);
+/// - each field line is a token name, a colon with no space before it,
+///   and a value of HTAB, SP, VCHAR or obs-text: a line starting with SP
+///   or HTAB (obs-fold) is refused as a bad name;
+/// - no more fields than the slots given (`TooManyHeaders` otherwise):
+///   the slots are `max_headers`, so that limit needs no check.
+///
+/// What is left to check: CRLF (not a bare LF) at the end of every line,
+/// no leading empty lines (httparse skips them; the scanner counts them),
+/// the line and head limits, and an ASCII target.
+#[inline]
+fn whole_request<const SUM: bool>(
+    buf: &[u8],
+    limits: &HeadLimits,
+    summary: &mut Summary,
+) -> Option<Whole> {
+    let mut arr = slots();
+    let n = limits.max_headers.min(MAX_HEADERS_CAP);
+    let mut req = httparse::Request::new(&mut []);
+    let Ok(httparse::Status::Complete(len)) = req.parse_with_uninit_headers(buf, &mut arr[..n])
+    else {
+        return None;
+    };
+    let (Some(method), Some(target)) = (req.method, req.path) else {
+        return None;
+    };
+    let base = buf.as_ptr() as usize;
+    // The method starts the buffer unless httparse skipped empty lines.
+    if method.as_ptr() as usize != base {
+        return None;
+    }
+    let target_at = (target.as_ptr() as usize).wrapping_sub(base);
+    let target_end = target_at + target.len();
+    // "SP HTTP/1.x" follows the target; the line's CR (if any) is next.
+    let line = target_end + 9;
+    let head = buf.get(..len)?;
+    if line > limits.max_line
+        || len > limits.max_head
+        || head.get(line) != Some(&b'\r')
+        || head.get(len.wrapping_sub(2)) != Some(&b'\r')
+        || !is_ascii(target.as_bytes())
+    {
+        return None;
+    }
+    for h in req.headers.iter() {
+        // Where the value ends: a CR right there is the common case
+        // (httparse leaves trailing whitespace out of a value, and an
+        // empty value points at its line end).
+        let end = (h.value.as_ptr() as usize + h.value.len()).wrapping_sub(base);
+        if head.get(end) != Some(&b'\r') && cr_after(head, end).is_none() {
+            return None;
+        }
+        if SUM {
+            summary.add_if_framing(h.name.as_bytes(), h.value);
+        }
+    }
+    Some(Whole {
+        len,
+        method_end: method.len() as u32,
+        target: Span {
+            start: target_at as u32,
+            end: target_end as u32,
+        },
+        // Past the start line's CRLF.
+        fields_at: line as u32 + 2,
+        count: req.headers.len() as u32,
+        version: version_of(req.version),
+    })
+}
+
+/// Where the parts of a whole head lie, found by [`whole_request`]: plain
+/// numbers, so the head is built once, in place, when it is split off.
+struct Whole {
+    len: usize,
+    method_end: u32,
+    target: Span,
+    fields_at: u32,
+    count: u32,
+    version: Version,
+}
+
+impl Whole {
+    /// Splits the head off `buf` (zero-copy) and builds it.
+    #[inline(always)]
+    fn take(self, buf: &mut BytesMut) -> RequestHead {
+        RequestHead {
+            method: Span {
+                start: 0,
+                end: self.method_end,
+            },
+            target: self.target,
+            version: self.version,
+            headers: Headers {
+                buf: buf.split_to(self.len).freeze(),
+                start: self.fields_at,
+                count: self.count,
+            },
+        }
+    }
+}
+
+/// Whether every byte is ASCII: OR-ing them all is one vectorised pass,
+/// cheaper than the standard word-at-a-time check on short targets.
+fn is_ascii(b: &[u8]) -> bool {
+    b.iter().fold(0, |acc, &x| acc | x) < 0x80
 }
 
 /// A complete response head at the front of `buf`, split off zero-copy
