@@ -120,10 +120,9 @@ impl Summary {
     }
 
     /// Takes one more field into account (the server's parser calls this
-    /// for each field as it goes, so a request's summary costs no second
-    /// pass over its head). Always inlined: it runs once per field on
-    /// the server's hot path, where a call's register saves cost more than
-    /// the look at a field that is not one of these.
+    /// for each field as it goes, through a prefilter, so a request's
+    /// summary costs no second pass over its head). Inlined: a call's
+    /// register saves would cost more than the look at most fields.
     #[inline(always)]
     pub fn add(&mut self, n: &[u8], v: &[u8]) {
         // The length first: any other field costs a jump and at most one

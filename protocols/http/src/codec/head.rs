@@ -909,10 +909,11 @@ fn scanned_request<const SUM: bool>(
     }
 }
 
-/// The one-pass path of [`decode_request`]: a whole, well-formed head at
-/// the front of `buf`, parsed by httparse: where its parts lie (the
-/// caller splits it off with [`Whole::take`]); `None` for anything else (incomplete, malformed, over a limit, a rule broken),
-/// which the scanner then delimits and names.
+/// The one-pass path of [`decode_request`]: where the parts of a whole,
+/// well-formed head at the front of `buf` lie, as httparse parsed it (the
+/// caller splits it off with [`Whole::take`]); `None` for anything else
+/// (incomplete, malformed, over a limit, a rule broken), which the
+/// scanner then delimits and names.
 ///
 /// The head taken here must be exactly the one the scanner would have
 /// delimited and [`parse_request`] accepted. What httparse guarantees of a
@@ -1024,8 +1025,8 @@ impl Whole {
     }
 }
 
-/// Whether every byte is ASCII: OR-ing them all is one vectorised pass,
-/// cheaper than the standard word-at-a-time check on short targets.
+/// Whether every byte is ASCII: the bytes OR-ed together, inline (no
+/// call for the usual one-byte target) and vectorised for long ones.
 fn is_ascii(b: &[u8]) -> bool {
     b.iter().fold(0, |acc, &x| acc | x) < 0x80
 }
