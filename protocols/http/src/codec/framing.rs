@@ -120,10 +120,9 @@ impl Summary {
     }
 
     /// Takes one more field into account (the server's parser calls this
-    /// for each field as it goes, so a request's summary costs no second
-    /// pass over its head). Always inlined: it runs once per field on
-    /// the server's hot path, where a call's register saves cost more than
-    /// the look at a field that is not one of these.
+    /// for each field as it goes, through a prefilter, so a request's
+    /// summary costs no second pass over its head). Inlined: a call's
+    /// register saves would cost more than the look at most fields.
     #[inline(always)]
     pub fn add(&mut self, n: &[u8], v: &[u8]) {
         // The length first: any other field costs a jump and at most one
@@ -141,21 +140,31 @@ impl Summary {
                 };
             }
             17 if named(n, b"transfer-encoding") => self.transfer_encoding = true,
-            10 if named(n, b"connection") => {
+            // The common value is one token: if it is one of those read
+            // (which hold no comma), the list is just that token, noted by
+            // the guard; otherwise the list is read token by token.
+            10 if named(n, b"connection") && !self.connection_token(trim(v)) => {
                 for t in v.split(|&b| b == b',') {
-                    let t = trim(t);
-                    match t.len() {
-                        5 => self.close |= lower_eq(t, b"close"),
-                        10 => self.keep_alive |= lower_eq(t, b"keep-alive"),
-                        7 => self.connection_upgrade |= lower_eq(t, b"upgrade"),
-                        _ => {}
-                    }
+                    self.connection_token(trim(t));
                 }
             }
             7 if named(n, b"upgrade") => self.upgrade = true,
             6 if named(n, b"expect") => self.expect_continue |= lower_eq(trim(v), b"100-continue"),
             _ => {}
         }
+    }
+
+    /// Notes one `Connection` token; whether it was one of those read.
+    #[inline(always)]
+    fn connection_token(&mut self, t: &[u8]) -> bool {
+        let (flag, is) = match t.len() {
+            5 => (&mut self.close, lower_eq(t, b"close")),
+            10 => (&mut self.keep_alive, lower_eq(t, b"keep-alive")),
+            7 => (&mut self.connection_upgrade, lower_eq(t, b"upgrade")),
+            _ => return false,
+        };
+        *flag |= is;
+        is
     }
 
     /// [`Summary::add`] for a parser's pass over the fields: a field whose
@@ -371,6 +380,44 @@ mod tests {
         check(b"close");
         check(b"keep-alive");
         check(b"100-continue");
+    }
+
+    /// `Connection` values read as a comma-separated list, token by
+    /// token, whatever shortcut the one-token case takes.
+    #[test]
+    fn connection_tokens_are_read_as_a_list() {
+        fn reference(v: &[u8]) -> (bool, bool, bool) {
+            let has = |tok: &[u8]| {
+                v.split(|&b| b == b',')
+                    .any(|t| trim(t).eq_ignore_ascii_case(tok))
+            };
+            (has(b"close"), has(b"keep-alive"), has(b"upgrade"))
+        }
+        for v in [
+            &b"close"[..],
+            b"Keep-Alive",
+            b" UPGRADE\t",
+            b"close, keep-alive",
+            b"keep-alive,upgrade",
+            b"close,",
+            b",close",
+            b"closed",
+            b"x, keep-alive",
+            b"upgrade , close ,keep-alive",
+            b"",
+            b",",
+            b"keep-alivex",
+            b"clos\xc5",
+        ] {
+            let mut s = Summary::NONE;
+            s.add(b"Connection", v);
+            assert_eq!(
+                (s.close, s.keep_alive, s.connection_upgrade),
+                reference(v),
+                "{:?}",
+                String::from_utf8_lossy(v)
+            );
+        }
     }
 
     /// The prefilter lets through every field `add` reads, in any case,

@@ -909,10 +909,11 @@ fn scanned_request<const SUM: bool>(
     }
 }
 
-/// The one-pass path of [`decode_request`]: a whole, well-formed head at
-/// the front of `buf`, parsed by httparse: where its parts lie (the
-/// caller splits it off with [`Whole::take`]); `None` for anything else (incomplete, malformed, over a limit, a rule broken),
-/// which the scanner then delimits and names.
+/// The one-pass path of [`decode_request`]: where the parts of a whole,
+/// well-formed head at the front of `buf` lie, as httparse parsed it (the
+/// caller splits it off with [`Whole::take`]); `None` for anything else
+/// (incomplete, malformed, over a limit, a rule broken), which the
+/// scanner then delimits and names.
 ///
 /// The head taken here must be exactly the one the scanner would have
 /// delimited and [`parse_request`] accepted. What httparse guarantees of a
@@ -1024,8 +1025,8 @@ impl Whole {
     }
 }
 
-/// Whether every byte is ASCII: OR-ing them all is one vectorised pass,
-/// cheaper than the standard word-at-a-time check on short targets.
+/// Whether every byte is ASCII: the bytes OR-ed together, inline (no
+/// call for the usual one-byte target) and vectorised for long ones.
 fn is_ascii(b: &[u8]) -> bool {
     b.iter().fold(0, |acc, &x| acc | x) < 0x80
 }
@@ -1328,6 +1329,106 @@ mod tests {
             }
         }
         assert!(all_field_bytes(b""));
+    }
+
+    /// At each limit, one under, at and one over it: the one-pass path
+    /// (a whole head) and the scanner (a byte at a time) agree, a head at
+    /// the limit is taken and one over it refused with the limit's error.
+    #[test]
+    fn one_pass_limits_match_the_scanner_at_the_boundaries() {
+        fn decode(
+            wire: &[u8],
+            limits: &HeadLimits,
+            bytewise: bool,
+        ) -> Result<RequestHead, ProtocolError> {
+            let (mut buf, mut scan) = (BytesMut::new(), HeadScanner::request());
+            if !bytewise {
+                buf.extend_from_slice(wire);
+                return decode_request(&mut buf, &mut scan, limits).map(|h| h.unwrap());
+            }
+            for b in wire {
+                buf.extend_from_slice(&[*b]);
+                if let Some(h) = decode_request(&mut buf, &mut scan, limits)? {
+                    return Ok(h);
+                }
+            }
+            panic!("incomplete");
+        }
+        let check = |wire: &[u8], limits: &HeadLimits, want: Result<(), ProtocolError>| {
+            let whole = decode(wire, limits, false);
+            assert_eq!(whole, decode(wire, limits, true));
+            assert_eq!(
+                whole.map(|_| ()),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(wire)
+            );
+        };
+        let base = HeadLimits {
+            max_line: 64,
+            max_head: 1024,
+            max_headers: 4,
+        };
+        // The request line: "GET /aa..a HTTP/1.1" is 14 bytes plus the a's.
+        for (extra, want) in [(0, Ok(())), (1, Err(ProtocolError::UriTooLong))] {
+            let line = format!("GET /{} HTTP/1.1", "a".repeat(64 - 14 + extra));
+            let wire = format!("{line}\r\nHost: h\r\n\r\n");
+            check(wire.as_bytes(), &base, want);
+        }
+        // The whole head, empty line included.
+        let wire = b"GET / HTTP/1.1\r\nHost: h\r\nX: vvvvvvvv\r\n\r\n";
+        for (max_head, want) in [
+            (wire.len() + 1, Ok(())),
+            (wire.len(), Ok(())),
+            (wire.len() - 1, Err(ProtocolError::HeadTooLarge)),
+        ] {
+            check(wire, &HeadLimits { max_head, ..base }, want);
+        }
+        // The field count.
+        for (n, want) in [
+            (3, Ok(())),
+            (4, Ok(())),
+            (5, Err(ProtocolError::TooManyHeaders)),
+        ] {
+            let fields: String = (1..n).map(|i| format!("X-{i}: v\r\n")).collect();
+            let wire = format!("GET / HTTP/1.1\r\nHost: h\r\n{fields}\r\n");
+            check(wire.as_bytes(), &base, want);
+        }
+        // Line ends: a bare LF anywhere, trailing whitespace, empty values,
+        // leading empty lines.
+        for (wire, want) in [
+            (
+                &b"GET / HTTP/1.1\nHost: h\r\n\r\n"[..],
+                Err(ProtocolError::BareLf),
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: h\n\r\n",
+                Err(ProtocolError::BareLf),
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: h\r\nX:\n\r\n",
+                Err(ProtocolError::BareLf),
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: h \t \n\r\n",
+                Err(ProtocolError::BareLf),
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: h\r\n\n",
+                Err(ProtocolError::BareLf),
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: h \t \r\nX:\r\nY: \r\n\r\n",
+                Ok(()),
+            ),
+            (b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n", Ok(())),
+            (
+                b"GET /\xc3\xa9 HTTP/1.1\r\nHost: h\r\n\r\n",
+                Err(ProtocolError::BadRequestLine),
+            ),
+        ] {
+            check(wire, &base, want);
+        }
     }
 
     /// The summary the parser reads as it goes is the one a pass over
