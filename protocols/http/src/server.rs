@@ -1622,23 +1622,23 @@ impl Server {
 /// (its three parts as three copies cost a third of a short head's
 /// encoding).
 fn put_content_length(buf: &mut BytesMut, n: u64) {
-    const NAME: &[u8] = b"Content-Length: ";
-    let mut line = [0u8; NAME.len() + 20 + 2];
-    line[..NAME.len()].copy_from_slice(NAME);
-    let mut digits = 1;
-    let mut m = n / 10;
-    while m > 0 {
-        digits += 1;
-        m /= 10;
-    }
-    let end = NAME.len() + digits;
+    const NAME: &[u8; 16] = b"Content-Length: ";
+    // Digits right-aligned before the CRLF, then the name just before
+    // them: at most 20 digits, so the name always fits in front.
+    let mut line = [0u8; 16 + 20 + 2];
+    line[36..].copy_from_slice(b"\r\n");
+    let mut i = 36;
     let mut m = n;
-    for b in line[NAME.len()..end].iter_mut().rev() {
-        *b = b'0' + (m % 10) as u8;
+    loop {
+        i -= 1;
+        line[i] = b'0' + (m % 10) as u8;
         m /= 10;
+        if m == 0 {
+            break;
+        }
     }
-    line[end..end + 2].copy_from_slice(b"\r\n");
-    buf.put_slice(&line[..end + 2]);
+    line[i - 16..i].copy_from_slice(NAME);
+    buf.put_slice(&line[i - 16..]);
 }
 
 /// Notes that `conn`'s deadline may have changed. A run of commands on one
