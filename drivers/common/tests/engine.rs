@@ -249,6 +249,46 @@ fn unflushed_output_above_high_water_pauses_reading() {
 }
 
 #[test]
+fn a_request_answered_in_its_feed_leaves_reading_alone() {
+    // The engine pauses a connection while the machine looks at its
+    // input; a reply written in that feed must not turn reading off and
+    // on again (two actions per request for the driver to carry out).
+    let (mut e, _events) = engine(Mode::Factory, usize::MAX, EngineConfig::default());
+    let l = e.new_key();
+    e.add_listener(l);
+    let a = accept(&mut e, l);
+    actions(&mut e);
+    for i in 0..3 {
+        e.data(a, b"ping", now(1 + i));
+        let acts = actions(&mut e);
+        assert_eq!(written(&acts, a), b"ping");
+        assert!(
+            !acts.iter().any(|x| matches!(x, Action::Read { .. })),
+            "no Read action for a request answered at once: {acts:?}"
+        );
+        e.sent(a, 4, now(1 + i));
+        assert!(e.wants_read(a));
+    }
+    // Above the high-water mark within the feed, reading does stop.
+    let config = EngineConfig {
+        high_water: 3,
+        low_water: 1,
+        ..EngineConfig::default()
+    };
+    let (mut e, _events) = engine(Mode::Factory, usize::MAX, config);
+    let l = e.new_key();
+    e.add_listener(l);
+    let a = accept(&mut e, l);
+    actions(&mut e);
+    e.data(a, b"ping", now(1));
+    let acts = actions(&mut e);
+    assert!(acts
+        .iter()
+        .any(|x| matches!(x, Action::Read { on: false, .. })));
+    assert!(!e.wants_read(a));
+}
+
+#[test]
 fn machine_timers_and_idle_timeout() {
     let config = EngineConfig {
         idle_timeout: Some(Duration::from_millis(100)),
