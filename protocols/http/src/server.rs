@@ -1627,15 +1627,9 @@ fn put_content_length(buf: &mut BytesMut, n: u64) {
     // them: at most 20 digits, so the name always fits in front.
     let mut line = [0u8; 16 + 20 + 2];
     line[36..].copy_from_slice(b"\r\n");
-    let mut i = 36;
-    let mut m = n;
-    loop {
-        i -= 1;
-        line[i] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
+    let mut i = 16;
+    if let Ok(digits) = <&mut [u8; 20]>::try_from(&mut line[16..36]) {
+        i += head::digits_into(digits, n);
     }
     line[i - 16..i].copy_from_slice(NAME);
     buf.put_slice(&line[i - 16..]);

@@ -1238,18 +1238,25 @@ pub fn write_request_line(
 }
 
 /// Appends a decimal number.
-pub fn write_decimal(buf: &mut BytesMut, mut n: u64) {
+pub fn write_decimal(buf: &mut BytesMut, n: u64) {
     let mut tmp = [0u8; 20];
-    let mut i = tmp.len();
+    let i = digits_into(&mut tmp, n);
+    buf.put_slice(&tmp[i..]);
+}
+
+/// Writes `n` in decimal at the end of `out` (20 digits hold any `u64`);
+/// returns where the digits start.
+pub(crate) fn digits_into(out: &mut [u8; 20], mut n: u64) -> usize {
+    // A fixed-size array: every index below is in bounds.
+    let mut i = out.len();
     loop {
         i -= 1;
-        tmp[i] = b'0' + (n % 10) as u8;
+        out[i] = b'0' + (n % 10) as u8;
         n /= 10;
         if n == 0 {
-            break;
+            return i;
         }
     }
-    buf.put_slice(&tmp[i..]);
 }
 
 /// The standard reason phrase of a status (RFC 9110 §15), or `""`.
