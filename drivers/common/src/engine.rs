@@ -215,6 +215,9 @@ struct Conn {
     read_off: bool,
     /// Written but not reported sent.
     unflushed: usize,
+    /// Flushed, but the machine declined the report
+    /// ([`Machine::wants_sent`]): it goes with the next one.
+    unreported: usize,
     last_active: Instant,
     splice: Option<Key>,
     /// Whether the driver answered the `Open` (or it was accepted).
@@ -595,7 +598,9 @@ where
         }
     }
 
-    /// The driver flushed `n` more bytes written to `key`.
+    /// The driver flushed `n` more bytes written to `key`. The machine
+    /// hears of it as [`Input::Sent`] unless it declines the report
+    /// ([`Machine::wants_sent`]), which then goes with its next one.
     pub fn sent(&mut self, key: Key, n: usize, now: Now) {
         let Some(c) = self.conns.get_mut(&key) else {
             return;
@@ -603,13 +608,25 @@ where
         c.unflushed = c.unflushed.saturating_sub(n);
         c.last_active = now.mono;
         let (slot, conn, splice) = (c.slot, c.id, c.splice);
-        match splice {
-            Some(other) => self.update_read(other),
-            None => {
-                self.feed(slot, now, Input::Sent { conn, bytes: n });
-                self.update_read(key);
-            }
+        if let Some(other) = splice {
+            self.update_read(other);
+            return;
         }
+        let bytes = c.unreported.saturating_add(n);
+        let declined = self
+            .slots
+            .get(&slot)
+            .is_some_and(|s| !s.failed && !s.machine.wants_sent(conn));
+        if declined {
+            // Nothing for the machine to learn now: no input, no drain.
+            c.unreported = bytes;
+            let unflushed = c.unflushed;
+            toggle_read(c, unflushed, &self.config, &mut self.host.actions, key);
+            return;
+        }
+        c.unreported = 0;
+        self.feed(slot, now, Input::Sent { conn, bytes });
+        self.update_read(key);
     }
 
     /// An `Action::Open` succeeded.
@@ -786,6 +803,7 @@ where
                 feeding: false,
                 read_off: false,
                 unflushed: 0,
+                unreported: 0,
                 last_active: now.mono,
                 splice: None,
                 open,

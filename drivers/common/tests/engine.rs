@@ -19,6 +19,12 @@ struct Toy {
     out: VecDeque<Output<String>>,
     conns: Vec<ConnId>,
     deadline: Option<Instant>,
+    /// Declines flush reports while its output not reported sent is at
+    /// most this many bytes (`None`: takes every report).
+    declines_up_to: Option<usize>,
+    /// Output handed over, and output reported sent.
+    queued: usize,
+    reported: usize,
 }
 
 impl Toy {
@@ -43,6 +49,7 @@ impl Machine for Toy {
             }
             Input::Data { conn, bytes } => {
                 let n = bytes.len().min(self.take);
+                self.queued += n;
                 self.out.push_back(Output::Transmit {
                     conn,
                     payload: Payload::Bytes(Bytes::copy_from_slice(&bytes[..n])),
@@ -59,7 +66,10 @@ impl Machine for Toy {
             Input::OpenFailed { conn, error } => self
                 .out
                 .push_back(Output::Event(format!("open failed {conn:?} {error}"))),
-            Input::Sent { bytes, .. } => self.out.push_back(Output::Event(format!("sent {bytes}"))),
+            Input::Sent { bytes, .. } => {
+                self.reported += bytes;
+                self.out.push_back(Output::Event(format!("sent {bytes}")))
+            }
             _ => {}
         }
         Ok(0)
@@ -76,6 +86,11 @@ impl Machine for Toy {
         self.out.pop_front().unwrap_or(Output::Wait {
             deadline: self.deadline,
         })
+    }
+
+    fn wants_sent(&self, _conn: ConnId) -> bool {
+        self.declines_up_to
+            .map_or(true, |max| self.queued - self.reported > max)
     }
 }
 
@@ -286,6 +301,60 @@ fn a_request_answered_in_its_feed_leaves_reading_alone() {
         .iter()
         .any(|x| matches!(x, Action::Read { on: false, .. })));
     assert!(!e.wants_read(a));
+}
+
+#[test]
+fn declined_flush_reports_go_with_the_next_one() {
+    // A machine that needs no report while little of its output is
+    // unreported: the engine feeds it nothing for those flushes, and the
+    // first report it takes carries every byte flushed since the last.
+    let events: Events = Default::default();
+    let e2 = events.clone();
+    let mut e = Engine::new(Mode::Factory, EngineConfig::default(), move || {
+        let toy = Toy {
+            declines_up_to: Some(8),
+            ..Toy::new(usize::MAX)
+        };
+        (toy, Log { events: e2.clone() })
+    });
+    let l = e.new_key();
+    e.add_listener(l);
+    let a = accept(&mut e, l);
+    actions(&mut e);
+    let sent = |events: &Events| -> Vec<String> {
+        let ev = events.lock().unwrap();
+        ev.iter()
+            .filter(|x| x.starts_with("sent"))
+            .cloned()
+            .collect()
+    };
+    for i in 0..2 {
+        e.data(a, b"ping", now(1 + i));
+        assert_eq!(written(&actions(&mut e), a), b"ping");
+        e.sent(a, 4, now(1 + i));
+        assert!(
+            actions(&mut e).is_empty(),
+            "a declined report acts on nothing"
+        );
+        assert!(e.wants_read(a));
+    }
+    assert!(
+        sent(&events).is_empty(),
+        "4 and 8 unreported bytes: declined"
+    );
+    e.data(a, b"ping", now(3));
+    actions(&mut e);
+    e.sent(a, 4, now(3));
+    assert_eq!(
+        sent(&events),
+        ["sent 12"],
+        "12 is above 8: all of it reported"
+    );
+    // Counting starts again from the report.
+    e.data(a, b"ping", now(4));
+    actions(&mut e);
+    e.sent(a, 4, now(4));
+    assert_eq!(sent(&events), ["sent 12"]);
 }
 
 #[test]

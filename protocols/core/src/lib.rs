@@ -13,7 +13,9 @@
 //!   [`rng::Rng`] at construction.
 //! - **Backpressure per connection**: a short take pauses that connection
 //!   until [`Output::Resume`]; [`Input::Sent`] reports flushed output, which
-//!   [`limits::OutputBudget`] turns into stop/go decisions.
+//!   [`limits::OutputBudget`] turns into stop/go decisions. A machine may
+//!   decline a report it has no use for ([`Machine::wants_sent`]); its
+//!   bytes then go with the next one.
 //! - **Every input is bounded** ([`limits`]), and a peer's violation is
 //!   answered and closed per connection, never `Err`.
 //! - **Chunking never matters**: [`testing::assert_chunking`] proves it.

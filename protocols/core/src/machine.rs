@@ -1,6 +1,7 @@
 //! The [`Machine`] trait: the one contract every protocol implements and
 //! every driver runs.
 
+use crate::id::ConnId;
 use crate::io::{Input, Output};
 use crate::time::{Instant, Now};
 
@@ -34,6 +35,23 @@ pub trait Machine {
 
     /// The next output; `Wait` once drained.
     fn poll_output(&mut self) -> Output<Self::Event>;
+
+    /// Whether the driver is to report a flush of `conn`'s output now,
+    /// with [`Input::Sent`]. Asked after each flush; the default is yes.
+    ///
+    /// A machine for which the report would change nothing — `conn`'s
+    /// unflushed output is well within its limits, nothing waits for room,
+    /// no timer hangs on the flush — may say no, and spare itself an input
+    /// and a drain per write (per request of a keep-alive HTTP client). The
+    /// driver then adds the bytes to the next report it makes for `conn`,
+    /// so none is lost: the machine's count of unflushed output is only too
+    /// high, by at most what it declined. Saying yes once that count nears
+    /// a limit keeps the count exact where it matters: the output that
+    /// takes it there is flushed later, and that flush asks again.
+    fn wants_sent(&self, conn: ConnId) -> bool {
+        let _ = conn;
+        true
+    }
 }
 
 impl<M: Machine + ?Sized> Machine for alloc::boxed::Box<M> {
@@ -50,6 +68,10 @@ impl<M: Machine + ?Sized> Machine for alloc::boxed::Box<M> {
 
     fn poll_output(&mut self) -> Output<Self::Event> {
         (**self).poll_output()
+    }
+
+    fn wants_sent(&self, conn: ConnId) -> bool {
+        (**self).wants_sent(conn)
     }
 }
 

@@ -251,6 +251,13 @@ where
         }
     }
 
+    fn wants_sent(&self, conn: ConnId) -> bool {
+        match self.index(conn) {
+            Some(i) => self.seconds[i].machine.wants_sent(conn),
+            None => self.first.wants_sent(conn),
+        }
+    }
+
     fn poll_output(&mut self) -> Output<Self::Event> {
         if let Some(o) = self.queue.pop_front() {
             return o;

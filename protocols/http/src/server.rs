@@ -1776,6 +1776,23 @@ impl Machine for Server {
         }
     }
 
+    /// A flush report matters to a connection only when it can change
+    /// what the connection does: input held back or an end of input
+    /// waiting (on room or on the flush), a response waiting for room
+    /// (`Writable`), a close under way, or unflushed output above the
+    /// low-water mark (where pausing begins to be a question). A keep-alive
+    /// connection answering small requests needs none of these, and its
+    /// idle timer already started when its last response was queued.
+    fn wants_sent(&self, conn: ConnId) -> bool {
+        self.conns.get(&conn).map_or(true, |c| {
+            c.held
+                || c.eof
+                || c.closing
+                || !c.budget.has_room()
+                || c.inflight.front().is_some_and(|r| r.writable_owed)
+        })
+    }
+
     fn handle_timeout(&mut self, now: Now) {
         self.now = now;
         self.fresh = true;

@@ -354,6 +354,43 @@ fn streamed_response_waits_for_writable() {
 }
 
 #[test]
+fn flush_reports_are_wanted_only_where_they_change_something() {
+    let mut s = sim_with(ServerConfig {
+        budget: OutputBudget::new(1000, 100),
+        ..ServerConfig::default()
+    });
+    // Small keep-alive answers: the flushes of under 100 bytes (the
+    // low-water mark) are declined and their count kept for later.
+    s.data(C, b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n");
+    answer_all(&mut s);
+    assert!(!s.machine.wants_sent(C));
+    let declined = s.machine.pending_output(C).unwrap();
+    assert!(declined > 0 && declined <= 100, "{declined}");
+    // Past the low-water mark the next flush is reported, with all the
+    // bytes declined before it: the count is exact again.
+    s.data(C, b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n");
+    let (id, _) = requests(&s)[1].clone();
+    s.machine
+        .respond_full(id, 200, &[], Bytes::from(vec![b'y'; 300]))
+        .unwrap();
+    s.drain();
+    assert_eq!(s.machine.pending_output(C), Some(0));
+    assert_eq!(bodies(&s.sent_text(C)).len(), 2);
+    // A response waiting for room wants every report.
+    s.auto_sent = false;
+    s.data(C, b"GET /c HTTP/1.1\r\nHost: h\r\n\r\n");
+    let (id, _) = requests(&s)[2].clone();
+    s.machine.respond(id, 200, &[], BodyKind::Chunked).unwrap();
+    s.machine
+        .send_body(id, Bytes::from(vec![b'x'; 2000]))
+        .unwrap();
+    s.drain();
+    assert!(s.machine.wants_sent(C));
+    s.ack(C);
+    assert!(s.events.iter().any(|e| *e == ServerEvent::Writable { id }));
+}
+
+#[test]
 fn paused_body_is_a_short_take() {
     let mut s = sim();
     s.data(

@@ -15,7 +15,9 @@ use crate::time::{Duration, Instant};
 /// It keeps the contract the way a real driver does: it drains after every
 /// mutation, holds bytes a short take left behind and offers them again on
 /// `Resume`, acknowledges transmitted bytes with `Sent` (when
-/// [`auto_sent`](Self::auto_sent) is on) and answers `Close` with `Closed`.
+/// [`auto_sent`](Self::auto_sent) is on; a report the machine declines
+/// with [`Machine::wants_sent`] goes with the next one, as the drivers do)
+/// and answers `Close` with `Closed`.
 /// Everything the machine emits is recorded for assertions.
 pub struct Sim<M: Machine> {
     /// The machine under test.
@@ -49,6 +51,8 @@ pub struct Sim<M: Machine> {
     /// Connections the machine paused with a short take.
     paused: BTreeMap<ConnId, bool>,
     unacked: BTreeMap<ConnId, usize>,
+    /// Acknowledged, but the machine declined the report.
+    declined: BTreeMap<ConnId, usize>,
     deadline: Option<Instant>,
     closed: Vec<ConnId>,
     resumes: Vec<ConnId>,
@@ -76,6 +80,7 @@ where
             held: BTreeMap::new(),
             paused: BTreeMap::new(),
             unacked: BTreeMap::new(),
+            declined: BTreeMap::new(),
             deadline: None,
             closed: Vec::new(),
             resumes: Vec::new(),
@@ -210,8 +215,20 @@ where
     /// Acknowledges everything transmitted on `conn` so far.
     pub fn ack(&mut self, conn: ConnId) {
         let n = self.unacked.remove(&conn).unwrap_or(0);
-        if n > 0 {
-            self.input(Input::Sent { conn, bytes: n });
+        self.report(conn, n);
+    }
+
+    /// Reports `n` flushed bytes of `conn` (with any declined before), or
+    /// keeps them for the next report if the machine declines.
+    fn report(&mut self, conn: ConnId, n: usize) {
+        if n == 0 {
+            return;
+        }
+        let bytes = self.declined.remove(&conn).unwrap_or(0) + n;
+        if self.machine.wants_sent(conn) {
+            self.input(Input::Sent { conn, bytes });
+        } else {
+            self.declined.insert(conn, bytes);
         }
     }
 
@@ -220,9 +237,7 @@ where
         let u = self.unacked.entry(conn).or_default();
         let n = n.min(*u);
         *u -= n;
-        if n > 0 {
-            self.input(Input::Sent { conn, bytes: n });
-        }
+        self.report(conn, n);
     }
 
     /// Bytes transmitted on `conn` and not yet acknowledged.
@@ -279,8 +294,13 @@ where
                     .find(|(c, n)| **n > 0 && !self.closed.contains(c))
                     .map(|(c, _)| *c);
                 if let Some(conn) = conn {
-                    let bytes = self.unacked.remove(&conn).unwrap_or(0);
-                    self.feed(Input::Sent { conn, bytes });
+                    let n = self.unacked.remove(&conn).unwrap_or(0);
+                    let bytes = self.declined.remove(&conn).unwrap_or(0) + n;
+                    if self.machine.wants_sent(conn) {
+                        self.feed(Input::Sent { conn, bytes });
+                    } else {
+                        self.declined.insert(conn, bytes);
+                    }
                     continue;
                 }
             }
