@@ -641,6 +641,7 @@ mod http {
         let mut gone: BTreeSet<ConnId> = BTreeSet::new();
         let mut eof: BTreeSet<ConnId> = BTreeSet::new();
         let mut unacked: BTreeMap<ConnId, usize> = BTreeMap::new();
+        let mut declined: BTreeMap<ConnId, usize> = BTreeMap::new();
         let mut held: BTreeMap<ConnId, Vec<u8>> = BTreeMap::new();
         let mut paused: BTreeSet<ConnId> = BTreeSet::new();
         let mut open: Vec<RequestId> = Vec::new();
@@ -732,7 +733,14 @@ mod http {
                     let n = usize::from(*n).min(*un);
                     if n > 0 && !gone.contains(&conn) {
                         *un -= n;
-                        let _ = m.handle_input(now, Input::Sent { conn, bytes: n });
+                        // As the drivers do: a declined report goes with
+                        // the next one.
+                        let bytes = declined.remove(&conn).unwrap_or(0) + n;
+                        if m.wants_sent(conn) {
+                            let _ = m.handle_input(now, Input::Sent { conn, bytes });
+                        } else {
+                            declined.insert(conn, bytes);
+                        }
                     }
                 }
                 Op::Closed(s) => {
