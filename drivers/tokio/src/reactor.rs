@@ -45,9 +45,10 @@ use tokio::task::JoinHandle;
 use twill_core::service::{Command, Gone};
 use twill_core::{Addr, Close, Machine, Now, Open, OpenError, Service};
 use twill_driver::engine::{Action, Chunk, Engine, Key, SlotId};
-use twill_driver::{net, Clock, SlotHandle, SystemClock};
+use twill_driver::{net, Clock, SlotHandle, SystemClock, WriteQueue};
 
 use crate::io::{accept_error_is_transient, ListenIo, Stream};
+use crate::socks::SockMap;
 
 /// Bytes read per `try_read` (one buffer per worker thread, not per
 /// connection: see [`with_read_buf`]).
@@ -465,43 +466,6 @@ impl<M, D> Mailer<M, D> {
     }
 }
 
-/// A stream's queued output, written in order.
-#[derive(Default)]
-struct WriteQueue {
-    chunks: VecDeque<Chunk>,
-    /// Bytes of the front chunk already written.
-    front_done: u64,
-}
-
-impl WriteQueue {
-    fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
-    }
-
-    fn push(&mut self, c: Chunk) {
-        if !c.is_empty() {
-            self.chunks.push_back(c);
-        }
-    }
-
-    fn advance(&mut self, mut n: u64) {
-        while n > 0 {
-            let Some(front) = self.chunks.front() else {
-                return;
-            };
-            let rest = front.len() - self.front_done;
-            if n >= rest {
-                n -= rest;
-                self.chunks.pop_front();
-                self.front_done = 0;
-            } else {
-                self.front_done += n;
-                n = 0;
-            }
-        }
-    }
-}
-
 /// "WriteHalf" then "Graceful" may both be asked for; the stronger wins.
 fn merge_close(old: Option<Close>, new: Close) -> Option<Close> {
     match (old, new) {
@@ -527,11 +491,10 @@ impl StreamSock {
     /// One write from the front of the queue: a vectored write over the
     /// leading in-memory chunks, or a `sendfile` of a file chunk.
     fn write_some(&mut self) -> io::Result<usize> {
-        match self.out.chunks.front() {
+        match self.out.front() {
             None => Ok(0),
             Some(Chunk::File { file, offset, len }) => {
-                let off = offset + self.out.front_done;
-                let rest = len - self.out.front_done;
+                let (off, rest) = (*offset, *len);
                 if !self.no_sendfile {
                     let io = &self.io;
                     match io.try_io(Interest::WRITABLE, || net::sendfile(io, file, off, rest)) {
@@ -561,14 +524,13 @@ impl StreamSock {
                 }
                 self.io.try_write(&tmp[..got])
             }
-            Some(Chunk::Bytes(b)) if !matches!(self.out.chunks.get(1), Some(Chunk::Bytes(_))) => {
-                // One slice (a reply line, a response): a plain write, no
-                // vector to fill.
-                let skip = usize::try_from(self.out.front_done).unwrap_or(usize::MAX);
-                self.io.try_write(b.get(skip..).unwrap_or_default())
+            // One slice (a reply line, a response): a plain write, no
+            // vector to fill.
+            Some(Chunk::Bytes(b)) if !matches!(self.out.get(1), Some(Chunk::Bytes(_))) => {
+                self.io.try_write(b)
             }
             // A head and a body, a few lines: a short vector to fill.
-            Some(Chunk::Bytes(_)) if self.out.chunks.len() <= FEW_IOV => {
+            Some(Chunk::Bytes(_)) if self.out.get(FEW_IOV).is_none() => {
                 self.write_gathered::<FEW_IOV>()
             }
             Some(Chunk::Bytes(_)) => self.write_gathered::<MAX_IOV>(),
@@ -579,14 +541,9 @@ impl StreamSock {
     fn write_gathered<const N: usize>(&self) -> io::Result<usize> {
         let mut iov = [IoSlice::new(&[]); N];
         let mut n = 0;
-        for (i, c) in self.out.chunks.iter().enumerate() {
+        for c in self.out.iter() {
             let Chunk::Bytes(b) = c else { break };
-            let skip = if i == 0 {
-                self.out.front_done as usize
-            } else {
-                0
-            };
-            iov[n] = IoSlice::new(&b[skip.min(b.len())..]);
+            iov[n] = IoSlice::new(b);
             n += 1;
             if n == N {
                 break;
@@ -642,7 +599,7 @@ pub(crate) enum WriteState {
 pub(crate) struct Core<M: Machine, S: Service<M>> {
     pub(crate) engine: Engine<M, S>,
     clock: Clocks,
-    socks: twill_driver::IdMap<Key, Sock>,
+    socks: SockMap<Sock>,
     pending: HashMap<Key, Pending>,
     ready: Arc<ReadyList>,
     /// Keys to serve on the next turn that tokio did not name (new data
@@ -712,7 +669,7 @@ where
         Core {
             engine,
             clock: Clocks::new(),
-            socks: twill_driver::IdMap::default(),
+            socks: SockMap::default(),
             pending: HashMap::new(),
             mail: Mailer {
                 tx,
@@ -941,9 +898,6 @@ where
         self.turn_now = Some(now);
         let mut keys = std::mem::take(&mut self.scratch);
         keys.append(&mut self.local_ready);
-        if let (Solo::One(key), Some(_)) = (self.solo, &self.task) {
-            keys.push(key);
-        }
         let poked = self.ready.take_into(&mut keys);
         if poked || self.mail_left {
             self.mail_left = false;
@@ -964,11 +918,28 @@ where
     fn serve(&mut self, mut keys: Vec<Key>, now: Now) {
         self.fire_timers(now);
         self.apply_actions();
-        keys.sort_unstable();
-        keys.dedup();
-        for &key in &keys {
-            self.service(key);
-            self.apply_actions();
+        // A lone socket registered under the task's waker is served every
+        // step (see [`Solo`]).
+        let solo = match (self.solo, &self.task) {
+            (Solo::One(key), Some(_)) => Some(key),
+            _ => None,
+        };
+        match (solo, keys.as_slice()) {
+            // The usual step of a factory connection: its socket only, no
+            // list to sort.
+            (Some(key), []) | (None, &[key]) => {
+                self.service(key);
+                self.apply_actions();
+            }
+            _ => {
+                keys.extend(solo);
+                keys.sort_unstable();
+                keys.dedup();
+                for &key in &keys {
+                    self.service(key);
+                    self.apply_actions();
+                }
+            }
         }
         keys.clear();
         self.scratch = keys;
@@ -1110,7 +1081,7 @@ where
     /// Stops reading every socket (or starts again).
     pub(crate) fn set_reads_paused(&mut self, paused: bool) {
         if self.reads_paused && !paused {
-            self.local_ready.extend(self.socks.keys().copied());
+            self.local_ready.extend(self.socks.keys());
         }
         self.reads_paused = paused;
     }
@@ -1211,6 +1182,11 @@ where
     }
 
     fn queue_write(&mut self, key: Key, chunk: Chunk) {
+        // An empty chunk would be an empty write, which says the socket
+        // failed (`WriteZero`).
+        if chunk.is_empty() {
+            return;
+        }
         match self.socks.get_mut(&key) {
             Some(Sock::Stream(s)) => {
                 // The stream being served is flushed at the end of its
@@ -1370,10 +1346,14 @@ where
             let Some(Sock::Stream(s)) = self.socks.get_mut(&key) else {
                 return;
             };
-            if s.eof || self.reads_paused || !self.engine.wants_read(key) {
+            if s.eof || self.reads_paused {
                 break;
             }
             if drained {
+                // Registered before the engine is asked whether it wants
+                // more (the usual answer is yes, and the question costs a
+                // lookup): a machine that paused reading meanwhile costs
+                // at most one wake-up that reads nothing.
                 let w = waker_of(self.solo, &self.task, key, &s.waker);
                 match s.io.poll_read_ready(&mut Context::from_waker(w)) {
                     Poll::Pending => break,
@@ -1381,6 +1361,9 @@ where
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(e)) => return self.reset(key, e),
                 }
+            }
+            if !self.engine.wants_read(key) {
+                break;
             }
             if reads == READS_PER_TURN {
                 // Budget spent with more to read, maybe: come back next
@@ -1454,7 +1437,7 @@ where
                     return false;
                 }
                 Ok(n) => {
-                    s.out.advance(n as u64);
+                    s.out.consume(n as u64);
                     let now = self.now();
                     self.engine.sent(key, n, now);
                     self.apply_actions();

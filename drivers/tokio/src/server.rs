@@ -227,40 +227,56 @@ where
 /// Runs a core until a stop (or, with `until_idle`, until its machines are
 /// all gone: a factory connection's task ends with its connection).
 ///
-/// Outside tokio's cooperative budget: a hub serving a thousand sockets
-/// in one step would otherwise see every socket past the budget's 128th
-/// answer "not ready" (and be queued again), turning one step into many.
-/// The core yields by itself instead, after every busy step.
+/// A core that may serve many sockets (a hub, an endpoint's datagram
+/// socket) runs outside tokio's cooperative budget: a hub serving a
+/// thousand sockets in one step would otherwise see every socket past the
+/// budget's 128th answer "not ready" (and be queued again), turning one
+/// step into many. The core yields by itself instead, after every busy
+/// step. A factory connection's core serves one socket per step, far
+/// inside the budget, and does not pay for leaving it on every poll (a
+/// machine that opens many sockets of its own is still served right,
+/// past the budget a turn later).
 ///
 /// Must stay in the task that first polls it (spawned, or awaited by a
 /// spawned future): the core registers its socket under that task's
 /// waker.
-pub(crate) async fn run_core<M, S>(mut core: Core<M, S>, until_idle: bool)
+pub(crate) async fn run_core<M, S>(core: Core<M, S>, until_idle: bool)
 where
     M: Machine + Send + 'static,
     S: Service<M>,
     S::Done: Send + 'static,
 {
-    tokio::task::unconstrained(async move {
-        let _enlisted = core.enlist();
-        // This future is its task's for good: the core may register its
-        // socket under the task's waker.
-        core.set_task(poll_fn(|cx| Poll::Ready(cx.waker().clone())).await);
-        loop {
-            if core.stop_requested() {
-                core.stop_all();
-                return;
-            }
-            core.step();
-            if until_idle && core.engine.machines() == 0 {
-                return;
-            }
-            if core.has_work() || !core.wait().await {
-                tokio::task::yield_now().await;
-            }
+    if until_idle {
+        serve_core(core, true).await;
+    } else {
+        tokio::task::unconstrained(serve_core(core, false)).await;
+    }
+}
+
+/// The loop of [`run_core`].
+async fn serve_core<M, S>(mut core: Core<M, S>, until_idle: bool)
+where
+    M: Machine + Send + 'static,
+    S: Service<M>,
+    S::Done: Send + 'static,
+{
+    let _enlisted = core.enlist();
+    // This future is its task's for good: the core may register its
+    // socket under the task's waker.
+    core.set_task(poll_fn(|cx| Poll::Ready(cx.waker().clone())).await);
+    loop {
+        if core.stop_requested() {
+            core.stop_all();
+            return;
         }
-    })
-    .await
+        core.step();
+        if until_idle && core.engine.machines() == 0 {
+            return;
+        }
+        if core.has_work() || !core.wait().await {
+            tokio::task::yield_now().await;
+        }
+    }
 }
 
 /// Accepts on one endpoint listener of a factory server.
