@@ -84,6 +84,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long the wall clock is derived from the monotonic one before it is
 /// read again (see [`Clocks`]).
 const WALL_RESYNC: Duration = Duration::from_millis(100);
+/// [`WALL_RESYNC`] in nanoseconds.
+const WALL_RESYNC_NANOS: u64 = WALL_RESYNC.as_nanos() as u64;
+const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 thread_local! {
     static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUF].into_boxed_slice());
@@ -145,12 +148,28 @@ impl Clocks {
     }
 
     fn now(&self) -> Now {
-        let nanos = self.start.elapsed().as_nanos();
-        let mono = twill_core::Instant::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        // Integer arithmetic throughout (no `u128`, no division): this
+        // runs once per step, that is once per request.
+        let d = self.start.elapsed();
+        let nanos = d
+            .as_secs()
+            .saturating_mul(NANOS_PER_SEC)
+            .saturating_add(u64::from(d.subsec_nanos()));
+        let mono = twill_core::Instant::from_nanos(nanos);
         let derived = SYNCED.with(|synced| {
             let synced = synced.get()?;
-            let since = mono.saturating_since(synced.mono);
-            (since < WALL_RESYNC).then(|| Now::new(mono, synced.wall + since))
+            let since = nanos.saturating_sub(synced.mono.as_nanos());
+            if since >= WALL_RESYNC_NANOS {
+                return None;
+            }
+            // Under 0.1 s: the sum stays under two seconds.
+            let mut secs = synced.wall.secs();
+            let mut sub = synced.wall.subsec_nanos() + u32::try_from(since).ok()?;
+            if u64::from(sub) >= NANOS_PER_SEC {
+                sub -= 1_000_000_000;
+                secs = secs.saturating_add(1);
+            }
+            Some(Now::new(mono, twill_core::UnixTime::new(secs, sub)))
         });
         derived.unwrap_or_else(|| {
             let now = self.clock.now();
@@ -1663,4 +1682,38 @@ fn bind_udp(addr: SocketAddr, join: &[IpAddr]) -> io::Result<UdpSocket> {
     let s = net::bind_udp(addr, join)?;
     s.set_nonblocking(true)?;
     UdpSocket::from_std(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wall_nanos(now: Now) -> i128 {
+        i128::from(now.wall.secs()) * 1_000_000_000 + i128::from(now.wall.subsec_nanos())
+    }
+
+    #[test]
+    fn derived_wall_clock_follows_the_monotonic_one() {
+        let clocks = Clocks::new();
+        let first = clocks.now();
+        let mut last = first;
+        for _ in 0..1000 {
+            let now = clocks.now();
+            assert!(now.mono >= last.mono);
+            let mono_step = i128::from(now.mono.as_nanos() - last.mono.as_nanos());
+            let wall_step = wall_nanos(now) - wall_nanos(last);
+            // Derived between reads: the same step on both clocks. A
+            // fresh wall-clock read may differ by the clock's slew only.
+            assert!(
+                (wall_step - mono_step).abs() < 1_000_000,
+                "{now:?} after {last:?}"
+            );
+            assert!(now.wall.subsec_nanos() < 1_000_000_000);
+            last = now;
+        }
+        let system = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        assert!((system - wall_nanos(last)).abs() < 50_000_000);
+    }
 }

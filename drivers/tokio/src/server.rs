@@ -339,7 +339,7 @@ where
         let alive = self.alive.clone();
         async move {
             core.add_accepted(listener, stream, Some(guard));
-            run_core(core, true).await;
+            serve_core(core, true).await;
             drop(alive);
         }
     }
