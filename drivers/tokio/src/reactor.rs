@@ -243,6 +243,7 @@ impl ReadyList {
 
     /// Moves the ready keys to `out`; returns whether the list was poked.
     /// Locks only when the list is flagged.
+    #[inline]
     fn take_into(&self, out: &mut Vec<Key>) -> bool {
         if !self.flagged.load(Ordering::SeqCst) {
             return false;
@@ -257,6 +258,7 @@ impl ReadyList {
     /// is. `listed` is the caller's copy of the waker the list holds: a
     /// task that is still the listed one looks at the flag without a lock.
     /// Stateless (the keys stay on the list), so cancellation-safe.
+    #[inline]
     fn poll_flagged(&self, cx: &mut Context<'_>, listed: &mut Option<Waker>) -> Poll<()> {
         if !listed.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             let mut g = self.lock();
@@ -979,6 +981,31 @@ where
         self.mail_left || !self.local_ready.is_empty() || self.engine.has_actions()
     }
 
+    /// One step of a core that has a task of its own for good (see
+    /// `server::run_core`): every poll is a step, since the task is polled
+    /// only when woken (its only socket wakes it directly, see [`Solo`];
+    /// everything else pokes the ready list). `Ready(true)` when the core
+    /// is done (stopped, or `until_idle` and its machines are gone),
+    /// `Ready(false)` when work is left for a step after other tasks have
+    /// had their turn, `Pending` until there may be some.
+    pub(crate) fn poll_serve(&mut self, cx: &mut Context<'_>, until_idle: bool) -> Poll<bool> {
+        if self.stop_requested() {
+            self.stop_all();
+            return Poll::Ready(true);
+        }
+        self.step();
+        if until_idle && self.engine.machines() == 0 {
+            return Poll::Ready(true);
+        }
+        if self.has_work()
+            || self.ready.poll_flagged(cx, &mut self.listed).is_ready()
+            || self.poll_alarm().is_ready()
+        {
+            return Poll::Ready(false);
+        }
+        Poll::Pending
+    }
+
     /// Waits for the next step: at once if there is work (after the
     /// task's cooperative budget allows, so a busy core does not starve
     /// the others of a thread), otherwise until there may be some.
@@ -1023,6 +1050,7 @@ where
     /// go off earlier or went off: its waker pokes the ready list, which
     /// every wait looks at first, so a wait with the deadline moved on
     /// (every request) costs a comparison, not a poll of the timer.
+    #[inline]
     fn poll_alarm(&mut self) -> Poll<()> {
         let Some(d) = self.engine.next_deadline() else {
             // An alarm still set may go off once; the step it causes finds
@@ -1034,6 +1062,12 @@ where
         {
             return Poll::Pending;
         }
+        self.set_alarm(d)
+    }
+
+    /// Sets the alarm for `d` (see [`Core::poll_alarm`]).
+    #[inline(never)]
+    fn set_alarm(&mut self, d: twill_core::Instant) -> Poll<()> {
         // Cleared before the timer is reset: a going-off from now on is
         // seen by the next wait.
         self.alarm_wake.fired.store(false, Ordering::SeqCst);
@@ -1154,49 +1188,54 @@ where
 
     fn apply_queued(&mut self) {
         while let Some(a) = self.engine.poll_action() {
-            match a {
-                Action::Write { key, chunk } => self.queue_write(key, chunk),
-                Action::SendTo { key, to, bytes } => match self.socks.get_mut(&key) {
-                    Some(Sock::Udp(u)) => {
-                        if u.out.len() >= MAX_DGRAM_QUEUE {
-                            tracing::debug!(key, "datagram queue full; dropping");
-                        } else {
-                            if u.out.is_empty() {
-                                self.local_ready.push(key);
-                            }
-                            u.out.push_back((to, bytes));
+            self.apply(a);
+        }
+    }
+
+    #[inline]
+    fn apply(&mut self, a: Action<S::Done>) {
+        match a {
+            Action::Write { key, chunk } => self.queue_write(key, chunk),
+            Action::SendTo { key, to, bytes } => match self.socks.get_mut(&key) {
+                Some(Sock::Udp(u)) => {
+                    if u.out.len() >= MAX_DGRAM_QUEUE {
+                        tracing::debug!(key, "datagram queue full; dropping");
+                    } else {
+                        if u.out.is_empty() {
+                            self.local_ready.push(key);
                         }
-                    }
-                    _ => tracing::debug!(key, "datagram for an unknown socket dropped"),
-                },
-                Action::Open { key, how } => self.open(key, how),
-                Action::Multicast { key, op } => match self.socks.get(&key) {
-                    Some(Sock::Udp(u)) => {
-                        if let Err(e) = net::multicast(&u.io, &op) {
-                            tracing::warn!(key, ?op, error = %e, "multicast change failed");
-                        }
-                    }
-                    _ => tracing::debug!(key, "multicast change for an unknown socket"),
-                },
-                Action::Read { key, on } => {
-                    if on && self.reading != Some(key) {
-                        self.local_ready.push(key);
+                        u.out.push_back((to, bytes));
                     }
                 }
-                Action::Shutdown { key, how } => self.shutdown(key, how),
-                Action::Spawn { slot, work } => {
-                    let tx = self.mail.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let done = work();
-                        let _ = tx.send(Ev::Done(slot, done));
-                    });
+                _ => tracing::debug!(key, "datagram for an unknown socket dropped"),
+            },
+            Action::Open { key, how } => self.open(key, how),
+            Action::Multicast { key, op } => match self.socks.get(&key) {
+                Some(Sock::Udp(u)) => {
+                    if let Err(e) = net::multicast(&u.io, &op) {
+                        tracing::warn!(key, ?op, error = %e, "multicast change failed");
+                    }
                 }
-                Action::Stop => match &self.stop {
-                    Some(s) => s.stop(),
-                    None => tracing::debug!("a service asked to stop; nothing to stop here"),
-                },
-                other => tracing::debug!(?other, "action not supported by this driver"),
+                _ => tracing::debug!(key, "multicast change for an unknown socket"),
+            },
+            Action::Read { key, on } => {
+                if on && self.reading != Some(key) {
+                    self.local_ready.push(key);
+                }
             }
+            Action::Shutdown { key, how } => self.shutdown(key, how),
+            Action::Spawn { slot, work } => {
+                let tx = self.mail.clone();
+                tokio::task::spawn_blocking(move || {
+                    let done = work();
+                    let _ = tx.send(Ev::Done(slot, done));
+                });
+            }
+            Action::Stop => match &self.stop {
+                Some(s) => s.stop(),
+                None => tracing::debug!("a service asked to stop; nothing to stop here"),
+            },
+            other => tracing::debug!(?other, "action not supported by this driver"),
         }
     }
 

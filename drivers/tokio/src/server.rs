@@ -9,6 +9,12 @@
 //!   waits for another); each endpoint datagram socket is a task with its
 //!   own machine. Machine-opened connections, listeners and sockets belong
 //!   to the task of the machine that opened them.
+//! - **Factory mode on a current-thread runtime** (what [`spawn`] builds
+//!   when the process may use one CPU): one task serves the listeners and
+//!   every connection, as in hub mode, but each connection still gets a
+//!   machine of its own. On one thread, tasks of their own would only take
+//!   turns, and a task's wake-up and poll per request cost more than the
+//!   ready list naming the sockets to serve.
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -96,12 +102,17 @@ where
         paths.extend(path);
     }
     let stopper = Stopper::new();
+    let one_task = match opts.mode {
+        Mode::Hub => true,
+        Mode::Factory => on_current_thread(),
+    };
     let (task, hub) = match opts.mode {
-        Mode::Hub => {
-            let mut engine = Engine::new(Mode::Hub, opts.config, make);
-            let slot = engine.hub();
+        _ if one_task => {
+            let mode = opts.mode;
+            let mut engine = Engine::new(mode, opts.config, make);
+            let slot = (mode == Mode::Hub).then(|| engine.hub());
             let mut core = Core::new(engine, Some(stopper.clone()));
-            let hub = core.slot_handle(slot);
+            let hub = slot.map(|slot| core.slot_handle(slot));
             for ep in endpoints {
                 match ep {
                     Endpoint::Listen(l) => {
@@ -117,11 +128,11 @@ where
                 let _guard = guard;
                 let r = tokio::spawn(run_core(core, false)).await;
                 remove_socket_files(&paths);
-                r.map_err(|e| io::Error::other(format!("the hub task failed: {e}")))
+                r.map_err(|e| io::Error::other(format!("the serving task failed: {e}")))
             });
-            (task, Some(hub))
+            (task, hub)
         }
-        Mode::Factory => {
+        _ => {
             let make: Make<M, S> = Arc::new(Mutex::new(make));
             let stopper2 = stopper.clone();
             let config = opts.config;
@@ -182,6 +193,16 @@ where
         stopper,
         task,
     })
+}
+
+/// Whether this runs on a current-thread runtime: there a factory server
+/// serves every connection from one task, as a hub does (each connection
+/// still has a machine of its own). Tasks of their own would only take
+/// turns on the one thread, and a task's poll and wake-up per request
+/// cost more than the ready list that names the sockets to serve.
+fn on_current_thread() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
 }
 
 /// The runtime [`spawn`] serves on.
@@ -264,18 +285,9 @@ where
     // This future is its task's for good: the core may register its
     // socket under the task's waker.
     core.set_task(poll_fn(|cx| Poll::Ready(cx.waker().clone())).await);
-    loop {
-        if core.stop_requested() {
-            core.stop_all();
-            return;
-        }
-        core.step();
-        if until_idle && core.engine.machines() == 0 {
-            return;
-        }
-        if core.has_work() || !core.wait().await {
-            tokio::task::yield_now().await;
-        }
+    // Work left after a step waits for other tasks' turn first.
+    while !poll_fn(|cx| core.poll_serve(cx, until_idle)).await {
+        tokio::task::yield_now().await;
     }
 }
 
