@@ -1496,8 +1496,14 @@ where
                 }
                 Ok(n) => {
                     s.out.consume(n as u64);
+                    let done = s.out.is_empty() && s.then.is_none();
                     let now = self.now();
                     self.engine.sent(key, n, now);
+                    // All written and nothing new to do (the usual reply):
+                    // no second look at the socket.
+                    if done && !self.engine.has_actions() {
+                        return true;
+                    }
                     self.apply_actions();
                 }
                 Err(e) if would_block(&e) => {
