@@ -1414,7 +1414,25 @@ where
                 // at most one wake-up that reads nothing.
                 let w = waker_of(self.solo, &self.task, key, &s.waker);
                 match s.io.poll_read_ready(&mut Context::from_waker(w)) {
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        // The usual end of a turn, with the socket in
+                        // hand: its reply goes out from here when one write
+                        // does it all (anything else, by `flush_stream`).
+                        self.reading = None;
+                        if s.out.is_empty() && s.then.is_none() {
+                            return;
+                        }
+                        if let Ok(n @ 1..) = s.write_some() {
+                            s.out.consume(n as u64);
+                            let done = s.out.is_empty() && s.then.is_none();
+                            self.engine.sent(key, n, now);
+                            if done && !self.engine.has_actions() {
+                                return;
+                            }
+                            self.apply_actions();
+                        }
+                        break;
+                    }
                     // More arrived meanwhile.
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(e)) => return self.reset(key, e),
