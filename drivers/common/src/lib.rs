@@ -23,3 +23,5 @@ pub use running::{LocalAddr, Running, ServeOptions, SlotHandle};
 /// The map of the drivers' own ids (sockets, connections, slots): keys are
 /// never chosen by a peer, so a fast non-keyed hash is safe.
 pub type IdMap<K, V> = rustc_hash::FxHashMap<K, V>;
+pub mod queue;
+pub use queue::WriteQueue;

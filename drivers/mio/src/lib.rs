@@ -28,7 +28,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod queue;
 mod reactor;
 mod server;
 

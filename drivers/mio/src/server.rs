@@ -18,8 +18,8 @@ use twill_driver::{
     SlotId,
 };
 
-use crate::queue::WriteQueue;
 use crate::reactor::{Core, Reactor};
+use twill_driver::WriteQueue;
 
 /// Bytes read from one connection per iteration before others get a turn.
 const READ_BUDGET: usize = 256 * 1024;
@@ -1087,7 +1087,7 @@ mod tmp_size {
         eprintln!(
             "SIZES sock {} wq {} vd {} chunk {} io {}",
             std::mem::size_of::<super::Sock>(),
-            std::mem::size_of::<crate::queue::WriteQueue>(),
+            std::mem::size_of::<twill_driver::WriteQueue>(),
             std::mem::size_of::<std::collections::VecDeque<twill_driver::Chunk>>(),
             std::mem::size_of::<twill_driver::Chunk>(),
             std::mem::size_of::<super::Io>()

@@ -29,6 +29,7 @@ mod conn;
 mod io;
 mod reactor;
 mod server;
+mod socks;
 
 pub use conn::{serve_listener, serve_with, Conn, Listener};
 pub use reactor::Stopper;

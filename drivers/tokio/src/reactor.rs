@@ -45,9 +45,10 @@ use tokio::task::JoinHandle;
 use twill_core::service::{Command, Gone};
 use twill_core::{Addr, Close, Machine, Now, Open, OpenError, Service};
 use twill_driver::engine::{Action, Chunk, Engine, Key, SlotId};
-use twill_driver::{net, Clock, SlotHandle, SystemClock};
+use twill_driver::{net, Clock, SlotHandle, SystemClock, WriteQueue};
 
 use crate::io::{accept_error_is_transient, ListenIo, Stream};
+use crate::socks::SockMap;
 
 /// Bytes read per `try_read` (one buffer per worker thread, not per
 /// connection: see [`with_read_buf`]).
@@ -83,6 +84,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long the wall clock is derived from the monotonic one before it is
 /// read again (see [`Clocks`]).
 const WALL_RESYNC: Duration = Duration::from_millis(100);
+/// [`WALL_RESYNC`] in nanoseconds.
+const WALL_RESYNC_NANOS: u64 = WALL_RESYNC.as_nanos() as u64;
+const NANOS_PER_SEC: u64 = 1_000_000_000;
 
 thread_local! {
     static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUF].into_boxed_slice());
@@ -144,12 +148,28 @@ impl Clocks {
     }
 
     fn now(&self) -> Now {
-        let nanos = self.start.elapsed().as_nanos();
-        let mono = twill_core::Instant::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        // Integer arithmetic throughout (no `u128`, no division): this
+        // runs once per step, that is once per request.
+        let d = self.start.elapsed();
+        let nanos = d
+            .as_secs()
+            .saturating_mul(NANOS_PER_SEC)
+            .saturating_add(u64::from(d.subsec_nanos()));
+        let mono = twill_core::Instant::from_nanos(nanos);
         let derived = SYNCED.with(|synced| {
             let synced = synced.get()?;
-            let since = mono.saturating_since(synced.mono);
-            (since < WALL_RESYNC).then(|| Now::new(mono, synced.wall + since))
+            let since = nanos.saturating_sub(synced.mono.as_nanos());
+            if since >= WALL_RESYNC_NANOS {
+                return None;
+            }
+            // Under 0.1 s: the sum stays under two seconds.
+            let mut secs = synced.wall.secs();
+            let mut sub = synced.wall.subsec_nanos() + u32::try_from(since).ok()?;
+            if u64::from(sub) >= NANOS_PER_SEC {
+                sub -= 1_000_000_000;
+                secs = secs.saturating_add(1);
+            }
+            Some(Now::new(mono, twill_core::UnixTime::new(secs, sub)))
         });
         derived.unwrap_or_else(|| {
             let now = self.clock.now();
@@ -223,6 +243,7 @@ impl ReadyList {
 
     /// Moves the ready keys to `out`; returns whether the list was poked.
     /// Locks only when the list is flagged.
+    #[inline]
     fn take_into(&self, out: &mut Vec<Key>) -> bool {
         if !self.flagged.load(Ordering::SeqCst) {
             return false;
@@ -237,6 +258,7 @@ impl ReadyList {
     /// is. `listed` is the caller's copy of the waker the list holds: a
     /// task that is still the listed one looks at the flag without a lock.
     /// Stateless (the keys stay on the list), so cancellation-safe.
+    #[inline]
     fn poll_flagged(&self, cx: &mut Context<'_>, listed: &mut Option<Waker>) -> Poll<()> {
         if !listed.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
             let mut g = self.lock();
@@ -465,43 +487,6 @@ impl<M, D> Mailer<M, D> {
     }
 }
 
-/// A stream's queued output, written in order.
-#[derive(Default)]
-struct WriteQueue {
-    chunks: VecDeque<Chunk>,
-    /// Bytes of the front chunk already written.
-    front_done: u64,
-}
-
-impl WriteQueue {
-    fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
-    }
-
-    fn push(&mut self, c: Chunk) {
-        if !c.is_empty() {
-            self.chunks.push_back(c);
-        }
-    }
-
-    fn advance(&mut self, mut n: u64) {
-        while n > 0 {
-            let Some(front) = self.chunks.front() else {
-                return;
-            };
-            let rest = front.len() - self.front_done;
-            if n >= rest {
-                n -= rest;
-                self.chunks.pop_front();
-                self.front_done = 0;
-            } else {
-                self.front_done += n;
-                n = 0;
-            }
-        }
-    }
-}
-
 /// "WriteHalf" then "Graceful" may both be asked for; the stronger wins.
 fn merge_close(old: Option<Close>, new: Close) -> Option<Close> {
     match (old, new) {
@@ -527,11 +512,10 @@ impl StreamSock {
     /// One write from the front of the queue: a vectored write over the
     /// leading in-memory chunks, or a `sendfile` of a file chunk.
     fn write_some(&mut self) -> io::Result<usize> {
-        match self.out.chunks.front() {
+        match self.out.front() {
             None => Ok(0),
             Some(Chunk::File { file, offset, len }) => {
-                let off = offset + self.out.front_done;
-                let rest = len - self.out.front_done;
+                let (off, rest) = (*offset, *len);
                 if !self.no_sendfile {
                     let io = &self.io;
                     match io.try_io(Interest::WRITABLE, || net::sendfile(io, file, off, rest)) {
@@ -561,14 +545,13 @@ impl StreamSock {
                 }
                 self.io.try_write(&tmp[..got])
             }
-            Some(Chunk::Bytes(b)) if !matches!(self.out.chunks.get(1), Some(Chunk::Bytes(_))) => {
-                // One slice (a reply line, a response): a plain write, no
-                // vector to fill.
-                let skip = usize::try_from(self.out.front_done).unwrap_or(usize::MAX);
-                self.io.try_write(b.get(skip..).unwrap_or_default())
+            // One slice (a reply line, a response): a plain write, no
+            // vector to fill.
+            Some(Chunk::Bytes(b)) if !matches!(self.out.get(1), Some(Chunk::Bytes(_))) => {
+                self.io.try_write(b)
             }
             // A head and a body, a few lines: a short vector to fill.
-            Some(Chunk::Bytes(_)) if self.out.chunks.len() <= FEW_IOV => {
+            Some(Chunk::Bytes(_)) if self.out.get(FEW_IOV).is_none() => {
                 self.write_gathered::<FEW_IOV>()
             }
             Some(Chunk::Bytes(_)) => self.write_gathered::<MAX_IOV>(),
@@ -579,14 +562,9 @@ impl StreamSock {
     fn write_gathered<const N: usize>(&self) -> io::Result<usize> {
         let mut iov = [IoSlice::new(&[]); N];
         let mut n = 0;
-        for (i, c) in self.out.chunks.iter().enumerate() {
+        for c in self.out.iter() {
             let Chunk::Bytes(b) = c else { break };
-            let skip = if i == 0 {
-                self.out.front_done as usize
-            } else {
-                0
-            };
-            iov[n] = IoSlice::new(&b[skip.min(b.len())..]);
+            iov[n] = IoSlice::new(b);
             n += 1;
             if n == N {
                 break;
@@ -642,7 +620,7 @@ pub(crate) enum WriteState {
 pub(crate) struct Core<M: Machine, S: Service<M>> {
     pub(crate) engine: Engine<M, S>,
     clock: Clocks,
-    socks: twill_driver::IdMap<Key, Sock>,
+    socks: SockMap<Sock>,
     pending: HashMap<Key, Pending>,
     ready: Arc<ReadyList>,
     /// Keys to serve on the next turn that tokio did not name (new data
@@ -712,7 +690,7 @@ where
         Core {
             engine,
             clock: Clocks::new(),
-            socks: twill_driver::IdMap::default(),
+            socks: SockMap::default(),
             pending: HashMap::new(),
             mail: Mailer {
                 tx,
@@ -941,9 +919,6 @@ where
         self.turn_now = Some(now);
         let mut keys = std::mem::take(&mut self.scratch);
         keys.append(&mut self.local_ready);
-        if let (Solo::One(key), Some(_)) = (self.solo, &self.task) {
-            keys.push(key);
-        }
         let poked = self.ready.take_into(&mut keys);
         if poked || self.mail_left {
             self.mail_left = false;
@@ -964,11 +939,28 @@ where
     fn serve(&mut self, mut keys: Vec<Key>, now: Now) {
         self.fire_timers(now);
         self.apply_actions();
-        keys.sort_unstable();
-        keys.dedup();
-        for &key in &keys {
-            self.service(key);
-            self.apply_actions();
+        // A lone socket registered under the task's waker is served every
+        // step (see [`Solo`]).
+        let solo = match (self.solo, &self.task) {
+            (Solo::One(key), Some(_)) => Some(key),
+            _ => None,
+        };
+        match (solo, keys.as_slice()) {
+            // The usual step of a factory connection: its socket only, no
+            // list to sort.
+            (Some(key), []) | (None, &[key]) => {
+                self.service(key);
+                self.apply_actions();
+            }
+            _ => {
+                keys.extend(solo);
+                keys.sort_unstable();
+                keys.dedup();
+                for &key in &keys {
+                    self.service(key);
+                    self.apply_actions();
+                }
+            }
         }
         keys.clear();
         self.scratch = keys;
@@ -987,6 +979,31 @@ where
     /// the ready list holds (which [`Core::wait`] finds at once).
     pub(crate) fn has_work(&self) -> bool {
         self.mail_left || !self.local_ready.is_empty() || self.engine.has_actions()
+    }
+
+    /// One step of a core that has a task of its own for good (see
+    /// `server::run_core`): every poll is a step, since the task is polled
+    /// only when woken (its only socket wakes it directly, see [`Solo`];
+    /// everything else pokes the ready list). `Ready(true)` when the core
+    /// is done (stopped, or `until_idle` and its machines are gone),
+    /// `Ready(false)` when work is left for a step after other tasks have
+    /// had their turn, `Pending` until there may be some.
+    pub(crate) fn poll_serve(&mut self, cx: &mut Context<'_>, until_idle: bool) -> Poll<bool> {
+        if self.stop_requested() {
+            self.stop_all();
+            return Poll::Ready(true);
+        }
+        self.step();
+        if until_idle && self.engine.machines() == 0 {
+            return Poll::Ready(true);
+        }
+        if self.has_work()
+            || self.ready.poll_flagged(cx, &mut self.listed).is_ready()
+            || self.poll_alarm().is_ready()
+        {
+            return Poll::Ready(false);
+        }
+        Poll::Pending
     }
 
     /// Waits for the next step: at once if there is work (after the
@@ -1033,6 +1050,7 @@ where
     /// go off earlier or went off: its waker pokes the ready list, which
     /// every wait looks at first, so a wait with the deadline moved on
     /// (every request) costs a comparison, not a poll of the timer.
+    #[inline]
     fn poll_alarm(&mut self) -> Poll<()> {
         let Some(d) = self.engine.next_deadline() else {
             // An alarm still set may go off once; the step it causes finds
@@ -1044,6 +1062,12 @@ where
         {
             return Poll::Pending;
         }
+        self.set_alarm(d)
+    }
+
+    /// Sets the alarm for `d` (see [`Core::poll_alarm`]).
+    #[inline(never)]
+    fn set_alarm(&mut self, d: twill_core::Instant) -> Poll<()> {
         // Cleared before the timer is reset: a going-off from now on is
         // seen by the next wait.
         self.alarm_wake.fired.store(false, Ordering::SeqCst);
@@ -1110,7 +1134,7 @@ where
     /// Stops reading every socket (or starts again).
     pub(crate) fn set_reads_paused(&mut self, paused: bool) {
         if self.reads_paused && !paused {
-            self.local_ready.extend(self.socks.keys().copied());
+            self.local_ready.extend(self.socks.keys());
         }
         self.reads_paused = paused;
     }
@@ -1164,53 +1188,63 @@ where
 
     fn apply_queued(&mut self) {
         while let Some(a) = self.engine.poll_action() {
-            match a {
-                Action::Write { key, chunk } => self.queue_write(key, chunk),
-                Action::SendTo { key, to, bytes } => match self.socks.get_mut(&key) {
-                    Some(Sock::Udp(u)) => {
-                        if u.out.len() >= MAX_DGRAM_QUEUE {
-                            tracing::debug!(key, "datagram queue full; dropping");
-                        } else {
-                            if u.out.is_empty() {
-                                self.local_ready.push(key);
-                            }
-                            u.out.push_back((to, bytes));
+            self.apply(a);
+        }
+    }
+
+    #[inline]
+    fn apply(&mut self, a: Action<S::Done>) {
+        match a {
+            Action::Write { key, chunk } => self.queue_write(key, chunk),
+            Action::SendTo { key, to, bytes } => match self.socks.get_mut(&key) {
+                Some(Sock::Udp(u)) => {
+                    if u.out.len() >= MAX_DGRAM_QUEUE {
+                        tracing::debug!(key, "datagram queue full; dropping");
+                    } else {
+                        if u.out.is_empty() {
+                            self.local_ready.push(key);
                         }
-                    }
-                    _ => tracing::debug!(key, "datagram for an unknown socket dropped"),
-                },
-                Action::Open { key, how } => self.open(key, how),
-                Action::Multicast { key, op } => match self.socks.get(&key) {
-                    Some(Sock::Udp(u)) => {
-                        if let Err(e) = net::multicast(&u.io, &op) {
-                            tracing::warn!(key, ?op, error = %e, "multicast change failed");
-                        }
-                    }
-                    _ => tracing::debug!(key, "multicast change for an unknown socket"),
-                },
-                Action::Read { key, on } => {
-                    if on && self.reading != Some(key) {
-                        self.local_ready.push(key);
+                        u.out.push_back((to, bytes));
                     }
                 }
-                Action::Shutdown { key, how } => self.shutdown(key, how),
-                Action::Spawn { slot, work } => {
-                    let tx = self.mail.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let done = work();
-                        let _ = tx.send(Ev::Done(slot, done));
-                    });
+                _ => tracing::debug!(key, "datagram for an unknown socket dropped"),
+            },
+            Action::Open { key, how } => self.open(key, how),
+            Action::Multicast { key, op } => match self.socks.get(&key) {
+                Some(Sock::Udp(u)) => {
+                    if let Err(e) = net::multicast(&u.io, &op) {
+                        tracing::warn!(key, ?op, error = %e, "multicast change failed");
+                    }
                 }
-                Action::Stop => match &self.stop {
-                    Some(s) => s.stop(),
-                    None => tracing::debug!("a service asked to stop; nothing to stop here"),
-                },
-                other => tracing::debug!(?other, "action not supported by this driver"),
+                _ => tracing::debug!(key, "multicast change for an unknown socket"),
+            },
+            Action::Read { key, on } => {
+                if on && self.reading != Some(key) {
+                    self.local_ready.push(key);
+                }
             }
+            Action::Shutdown { key, how } => self.shutdown(key, how),
+            Action::Spawn { slot, work } => {
+                let tx = self.mail.clone();
+                tokio::task::spawn_blocking(move || {
+                    let done = work();
+                    let _ = tx.send(Ev::Done(slot, done));
+                });
+            }
+            Action::Stop => match &self.stop {
+                Some(s) => s.stop(),
+                None => tracing::debug!("a service asked to stop; nothing to stop here"),
+            },
+            other => tracing::debug!(?other, "action not supported by this driver"),
         }
     }
 
     fn queue_write(&mut self, key: Key, chunk: Chunk) {
+        // An empty chunk would be an empty write, which says the socket
+        // failed (`WriteZero`).
+        if chunk.is_empty() {
+            return;
+        }
         match self.socks.get_mut(&key) {
             Some(Sock::Stream(s)) => {
                 // The stream being served is flushed at the end of its
@@ -1370,17 +1404,42 @@ where
             let Some(Sock::Stream(s)) = self.socks.get_mut(&key) else {
                 return;
             };
-            if s.eof || self.reads_paused || !self.engine.wants_read(key) {
+            if s.eof || self.reads_paused {
                 break;
             }
             if drained {
+                // Registered before the engine is asked whether it wants
+                // more (the usual answer is yes, and the question costs a
+                // lookup): a machine that paused reading meanwhile costs
+                // at most one wake-up that reads nothing.
                 let w = waker_of(self.solo, &self.task, key, &s.waker);
                 match s.io.poll_read_ready(&mut Context::from_waker(w)) {
-                    Poll::Pending => break,
+                    Poll::Pending => {
+                        // The usual end of a turn, with the socket in
+                        // hand: its reply goes out from here when one write
+                        // does it all (anything else, by `flush_stream`).
+                        self.reading = None;
+                        if s.out.is_empty() && s.then.is_none() {
+                            return;
+                        }
+                        if let Ok(n @ 1..) = s.write_some() {
+                            s.out.consume(n as u64);
+                            let done = s.out.is_empty() && s.then.is_none();
+                            self.engine.sent(key, n, now);
+                            if done && !self.engine.has_actions() {
+                                return;
+                            }
+                            self.apply_actions();
+                        }
+                        break;
+                    }
                     // More arrived meanwhile.
                     Poll::Ready(Ok(())) => {}
                     Poll::Ready(Err(e)) => return self.reset(key, e),
                 }
+            }
+            if !self.engine.wants_read(key) {
+                break;
             }
             if reads == READS_PER_TURN {
                 // Budget spent with more to read, maybe: come back next
@@ -1454,9 +1513,15 @@ where
                     return false;
                 }
                 Ok(n) => {
-                    s.out.advance(n as u64);
+                    s.out.consume(n as u64);
+                    let done = s.out.is_empty() && s.then.is_none();
                     let now = self.now();
                     self.engine.sent(key, n, now);
+                    // All written and nothing new to do (the usual reply):
+                    // no second look at the socket.
+                    if done && !self.engine.has_actions() {
+                        return true;
+                    }
                     self.apply_actions();
                 }
                 Err(e) if would_block(&e) => {
@@ -1680,4 +1745,38 @@ fn bind_udp(addr: SocketAddr, join: &[IpAddr]) -> io::Result<UdpSocket> {
     let s = net::bind_udp(addr, join)?;
     s.set_nonblocking(true)?;
     UdpSocket::from_std(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wall_nanos(now: Now) -> i128 {
+        i128::from(now.wall.secs()) * 1_000_000_000 + i128::from(now.wall.subsec_nanos())
+    }
+
+    #[test]
+    fn derived_wall_clock_follows_the_monotonic_one() {
+        let clocks = Clocks::new();
+        let first = clocks.now();
+        let mut last = first;
+        for _ in 0..1000 {
+            let now = clocks.now();
+            assert!(now.mono >= last.mono);
+            let mono_step = i128::from(now.mono.as_nanos() - last.mono.as_nanos());
+            let wall_step = wall_nanos(now) - wall_nanos(last);
+            // Derived between reads: the same step on both clocks. A
+            // fresh wall-clock read may differ by the clock's slew only.
+            assert!(
+                (wall_step - mono_step).abs() < 1_000_000,
+                "{now:?} after {last:?}"
+            );
+            assert!(now.wall.subsec_nanos() < 1_000_000_000);
+            last = now;
+        }
+        let system = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        assert!((system - wall_nanos(last)).abs() < 50_000_000);
+    }
 }

@@ -9,6 +9,12 @@
 //!   waits for another); each endpoint datagram socket is a task with its
 //!   own machine. Machine-opened connections, listeners and sockets belong
 //!   to the task of the machine that opened them.
+//! - **Factory mode on a current-thread runtime** (what [`spawn`] builds
+//!   when the process may use one CPU): one task serves the listeners and
+//!   every connection, as in hub mode, but each connection still gets a
+//!   machine of its own. On one thread, tasks of their own would only take
+//!   turns, and a task's wake-up and poll per request cost more than the
+//!   ready list naming the sockets to serve.
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -96,12 +102,17 @@ where
         paths.extend(path);
     }
     let stopper = Stopper::new();
+    let one_task = match opts.mode {
+        Mode::Hub => true,
+        Mode::Factory => on_current_thread(),
+    };
     let (task, hub) = match opts.mode {
-        Mode::Hub => {
-            let mut engine = Engine::new(Mode::Hub, opts.config, make);
-            let slot = engine.hub();
+        _ if one_task => {
+            let mode = opts.mode;
+            let mut engine = Engine::new(mode, opts.config, make);
+            let slot = (mode == Mode::Hub).then(|| engine.hub());
             let mut core = Core::new(engine, Some(stopper.clone()));
-            let hub = core.slot_handle(slot);
+            let hub = slot.map(|slot| core.slot_handle(slot));
             for ep in endpoints {
                 match ep {
                     Endpoint::Listen(l) => {
@@ -117,11 +128,11 @@ where
                 let _guard = guard;
                 let r = tokio::spawn(run_core(core, false)).await;
                 remove_socket_files(&paths);
-                r.map_err(|e| io::Error::other(format!("the hub task failed: {e}")))
+                r.map_err(|e| io::Error::other(format!("the serving task failed: {e}")))
             });
-            (task, Some(hub))
+            (task, hub)
         }
-        Mode::Factory => {
+        _ => {
             let make: Make<M, S> = Arc::new(Mutex::new(make));
             let stopper2 = stopper.clone();
             let config = opts.config;
@@ -184,6 +195,16 @@ where
     })
 }
 
+/// Whether this runs on a current-thread runtime: there a factory server
+/// serves every connection from one task, as a hub does (each connection
+/// still has a machine of its own). Tasks of their own would only take
+/// turns on the one thread, and a task's poll and wake-up per request
+/// cost more than the ready list that names the sockets to serve.
+fn on_current_thread() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread)
+}
+
 /// The runtime [`spawn`] serves on.
 fn runtime() -> io::Result<tokio::runtime::Runtime> {
     let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
@@ -227,40 +248,47 @@ where
 /// Runs a core until a stop (or, with `until_idle`, until its machines are
 /// all gone: a factory connection's task ends with its connection).
 ///
-/// Outside tokio's cooperative budget: a hub serving a thousand sockets
-/// in one step would otherwise see every socket past the budget's 128th
-/// answer "not ready" (and be queued again), turning one step into many.
-/// The core yields by itself instead, after every busy step.
+/// A core that may serve many sockets (a hub, an endpoint's datagram
+/// socket) runs outside tokio's cooperative budget: a hub serving a
+/// thousand sockets in one step would otherwise see every socket past the
+/// budget's 128th answer "not ready" (and be queued again), turning one
+/// step into many. The core yields by itself instead, after every busy
+/// step. A factory connection's core serves one socket per step, far
+/// inside the budget, and does not pay for leaving it on every poll (a
+/// machine that opens many sockets of its own is still served right,
+/// past the budget a turn later).
 ///
 /// Must stay in the task that first polls it (spawned, or awaited by a
 /// spawned future): the core registers its socket under that task's
 /// waker.
-pub(crate) async fn run_core<M, S>(mut core: Core<M, S>, until_idle: bool)
+pub(crate) async fn run_core<M, S>(core: Core<M, S>, until_idle: bool)
 where
     M: Machine + Send + 'static,
     S: Service<M>,
     S::Done: Send + 'static,
 {
-    tokio::task::unconstrained(async move {
-        let _enlisted = core.enlist();
-        // This future is its task's for good: the core may register its
-        // socket under the task's waker.
-        core.set_task(poll_fn(|cx| Poll::Ready(cx.waker().clone())).await);
-        loop {
-            if core.stop_requested() {
-                core.stop_all();
-                return;
-            }
-            core.step();
-            if until_idle && core.engine.machines() == 0 {
-                return;
-            }
-            if core.has_work() || !core.wait().await {
-                tokio::task::yield_now().await;
-            }
-        }
-    })
-    .await
+    if until_idle {
+        serve_core(core, true).await;
+    } else {
+        tokio::task::unconstrained(serve_core(core, false)).await;
+    }
+}
+
+/// The loop of [`run_core`].
+async fn serve_core<M, S>(mut core: Core<M, S>, until_idle: bool)
+where
+    M: Machine + Send + 'static,
+    S: Service<M>,
+    S::Done: Send + 'static,
+{
+    let _enlisted = core.enlist();
+    // This future is its task's for good: the core may register its
+    // socket under the task's waker.
+    core.set_task(poll_fn(|cx| Poll::Ready(cx.waker().clone())).await);
+    // Work left after a step waits for other tasks' turn first.
+    while !poll_fn(|cx| core.poll_serve(cx, until_idle)).await {
+        tokio::task::yield_now().await;
+    }
 }
 
 /// Accepts on one endpoint listener of a factory server.
@@ -323,7 +351,7 @@ where
         let alive = self.alive.clone();
         async move {
             core.add_accepted(listener, stream, Some(guard));
-            run_core(core, true).await;
+            serve_core(core, true).await;
             drop(alive);
         }
     }

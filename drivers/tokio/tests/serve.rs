@@ -757,3 +757,51 @@ fn short_takes_and_resume_with_twill_basic_echo() {
         |s| s.shutdown(Shutdown::Write).unwrap(),
     );
 }
+
+/// On a current-thread runtime a factory server serves every connection
+/// from one task (see `twill_tokio::serve`): each connection must still get
+/// a machine of its own, be echoed whole beside the others, and close.
+#[test]
+fn factory_on_a_current_thread_runtime_gives_each_connection_a_machine() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (l, made) = (log(), Arc::new(std::sync::atomic::AtomicUsize::new(0)));
+    let (l2, made2) = (l.clone(), made.clone());
+    let opts = ServeOptions::factory(vec![ep("tcp:0:interface=127.0.0.1")]);
+    let server = rt
+        .block_on(twill_tokio::serve(opts, move || {
+            made2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            (TestMachine::echo(l2.clone(), Arc::default()), Ignore)
+        }))
+        .expect("bind");
+    let LocalAddr::Tcp(addr) = server.local_addrs()[0].clone() else {
+        panic!("a TCP address");
+    };
+    let stopper = server.stopper();
+    let served = std::thread::spawn(move || rt.block_on(server.run()));
+    concurrent_echo(
+        move || {
+            let s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s
+        },
+        |s| s.shutdown(Shutdown::Write).unwrap(),
+    );
+    wait_for(5, "six Closed", || {
+        let n = notes(&l)
+            .iter()
+            .filter(|n| matches!(n, Note::Closed { .. }))
+            .count();
+        (n == 6).then_some(())
+    });
+    // One machine per connection: each saw exactly one `Accepted`.
+    assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 6);
+    stopper.stop();
+    served.join().unwrap().unwrap();
+    assert!(
+        TcpStream::connect(addr).is_err(),
+        "listener closed after stop"
+    );
+}

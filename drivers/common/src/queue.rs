@@ -10,12 +10,12 @@
 
 use std::collections::VecDeque;
 
+use crate::Chunk;
 use bytes::Buf;
-use twill_driver::Chunk;
 
 /// Chunks to write, in order. Never holds an empty `Many`.
 #[derive(Debug, Default)]
-pub(crate) enum WriteQueue {
+pub enum WriteQueue {
     /// Nothing to write.
     #[default]
     Empty,
@@ -28,13 +28,13 @@ pub(crate) enum WriteQueue {
 impl WriteQueue {
     /// Whether nothing waits.
     #[inline]
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         matches!(self, WriteQueue::Empty)
     }
 
     /// The chunk written next.
     #[inline]
-    pub(crate) fn front(&self) -> Option<&Chunk> {
+    pub fn front(&self) -> Option<&Chunk> {
         match self {
             WriteQueue::Empty => None,
             WriteQueue::One(c) => Some(c),
@@ -43,7 +43,7 @@ impl WriteQueue {
     }
 
     /// The `i`th chunk.
-    pub(crate) fn get(&self, i: usize) -> Option<&Chunk> {
+    pub fn get(&self, i: usize) -> Option<&Chunk> {
         match self {
             WriteQueue::Empty => None,
             WriteQueue::One(c) => (i == 0).then_some(c),
@@ -52,7 +52,7 @@ impl WriteQueue {
     }
 
     /// The chunks, front first.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &Chunk> {
+    pub fn iter(&self) -> impl Iterator<Item = &Chunk> {
         let (one, many) = match self {
             WriteQueue::Empty => (None, None),
             WriteQueue::One(c) => (Some(c), None),
@@ -63,7 +63,7 @@ impl WriteQueue {
 
     /// Appends `chunk`.
     #[inline]
-    pub(crate) fn push(&mut self, chunk: Chunk) {
+    pub fn push(&mut self, chunk: Chunk) {
         match self {
             WriteQueue::Empty => *self = WriteQueue::One(chunk),
             WriteQueue::Many(q) => q.push_back(chunk),
@@ -85,7 +85,7 @@ impl WriteQueue {
     /// Drops the `n` bytes written from the front: whole chunks go (the
     /// heap with the last one), a partly written one keeps its rest.
     #[inline]
-    pub(crate) fn consume(&mut self, n: u64) {
+    pub fn consume(&mut self, n: u64) {
         match self {
             // The usual case: the one chunk went whole.
             WriteQueue::One(c) if n >= c.len() => *self = WriteQueue::Empty,
@@ -201,7 +201,7 @@ mod tests {
     }
 
     fn tempfile() -> std::fs::File {
-        let path = std::env::temp_dir().join(format!("twill-mio-queue-{}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("twill-driver-queue-{}", std::process::id()));
         let f = std::fs::File::create(&path).expect("a temporary file");
         let _ = std::fs::remove_file(&path);
         f
