@@ -103,6 +103,70 @@ fn leading_empty_lines_are_ignored() {
     assert_eq!(h.method(), "GET");
 }
 
+/// Empty lines before the request line are not part of the head: its
+/// method, target and raw bytes are those of the head without them,
+/// whether it came whole or a byte at a time, and through `parse_request`.
+#[test]
+fn leading_empty_lines_are_not_kept() {
+    let head = b"PUT /a?b HTTP/1.0\r\nHost: h\r\nX: 1\r\n\r\n";
+    let lim = HeadLimits::default();
+    for lead in [&b""[..], b"\r\n", b"\r\n\r\n\r\n"] {
+        let wire = [lead, &head[..]].concat();
+        let mut whole = BytesMut::from(&wire[..]);
+        let a = decode_request(&mut whole, &mut HeadScanner::request(), &lim)
+            .unwrap()
+            .unwrap();
+        let (mut buf, mut scan, mut b) = (BytesMut::new(), HeadScanner::request(), None);
+        for x in &wire {
+            buf.extend_from_slice(&[*x]);
+            if let Some(h) = decode_request(&mut buf, &mut scan, &lim).unwrap() {
+                b = Some(h);
+            }
+        }
+        let b = b.unwrap();
+        let c = twill_http::codec::head::parse_request(Bytes::from(wire.clone()), &lim).unwrap();
+        for h in [&a, &b, &c] {
+            assert_eq!(h.method(), "PUT");
+            assert!(!h.is_head() && !h.is_connect());
+            assert_eq!(h.target(), "/a?b");
+            assert_eq!(h.version(), Version::Http10);
+            assert_eq!(h.raw(), &head[..]);
+            assert_eq!(h.header("x"), Some(&b"1"[..]));
+        }
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+    }
+}
+
+/// Heads are equal by what they say, not by where the parts lie: two heads
+/// of the same shape but another method or target differ.
+#[test]
+fn heads_compare_by_text() {
+    let lim = HeadLimits::default();
+    let get = |wire: &[u8]| {
+        let mut buf = BytesMut::from(wire);
+        decode_request(&mut buf, &mut HeadScanner::request(), &lim)
+            .unwrap()
+            .unwrap()
+    };
+    let a = get(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(a, get(b"GET /x HTTP/1.1\r\nHost: h\r\n\r\n"));
+    assert_ne!(a, get(b"PUT /x HTTP/1.1\r\nHost: h\r\n\r\n"));
+    assert_ne!(a, get(b"GET /y HTTP/1.1\r\nHost: h\r\n\r\n"));
+    assert_ne!(a, get(b"GET /x HTTP/1.0\r\nHost: h\r\n\r\n"));
+    assert_ne!(a, get(b"GET /x HTTP/1.1\r\nHost: i\r\n\r\n"));
+    let resp = |wire: &[u8]| {
+        let mut buf = BytesMut::from(wire);
+        decode_response(&mut buf, &mut HeadScanner::response(), &lim)
+            .unwrap()
+            .unwrap()
+    };
+    let r = resp(b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n");
+    assert_eq!(r, resp(b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n"));
+    assert_ne!(r, resp(b"HTTP/1.1 200 No\r\nA: b\r\n\r\n"));
+    assert_ne!(r, resp(b"HTTP/1.1 201 OK\r\nA: b\r\n\r\n"));
+}
+
 #[test]
 fn incremental_scan_does_not_rescan() {
     let input = b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n";

@@ -4,7 +4,7 @@
 //! `Bytes`; the method, target and every header field are ranges of it),
 //! and serializing heads.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use core::mem::MaybeUninit;
 
 use super::framing::Summary;
@@ -250,15 +250,29 @@ pub(crate) fn trim(mut v: &[u8]) -> &[u8] {
     v
 }
 
-/// A parsed request head. Cheap to clone (a reference-counted buffer and a
-/// vector of ranges).
-#[derive(Clone, PartialEq, Eq)]
+/// A parsed request head. Cheap to clone (a reference-counted buffer and
+/// a few offsets into it).
+#[derive(Clone)]
 pub struct RequestHead {
-    method: Span,
+    /// The method is what precedes it, less the one SP between them: the
+    /// head starts at the method (leading empty lines are not kept).
     target: Span,
     version: Version,
     headers: Headers,
 }
+
+/// Equal when method, target, version and fields are (the parts are
+/// compared as text, not as where they lie in the head).
+impl PartialEq for RequestHead {
+    fn eq(&self, other: &RequestHead) -> bool {
+        self.version == other.version
+            && self.method_bytes() == other.method_bytes()
+            && self.target() == other.target()
+            && self.headers == other.headers
+    }
+}
+
+impl Eq for RequestHead {}
 
 impl core::fmt::Debug for RequestHead {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -274,7 +288,12 @@ impl core::fmt::Debug for RequestHead {
 impl RequestHead {
     /// The method (`GET`, `POST` …), case-sensitive as sent.
     pub fn method(&self) -> &str {
-        core::str::from_utf8(self.method.get(&self.headers.buf)).unwrap_or("")
+        core::str::from_utf8(self.method_bytes()).unwrap_or("")
+    }
+
+    fn method_bytes(&self) -> &[u8] {
+        let end = (self.target.start as usize).saturating_sub(1);
+        self.headers.buf.get(..end).unwrap_or_default()
     }
 
     /// The request target as sent (`/path?query`, `host:port` for
@@ -300,12 +319,12 @@ impl RequestHead {
 
     /// Whether the method is HEAD.
     pub fn is_head(&self) -> bool {
-        self.method.get(&self.headers.buf) == b"HEAD"
+        self.method_bytes() == b"HEAD"
     }
 
     /// Whether the method is CONNECT.
     pub fn is_connect(&self) -> bool {
-        self.method.get(&self.headers.buf) == b"CONNECT"
+        self.method_bytes() == b"CONNECT"
     }
 
     /// The whole head as received (request line to the empty line).
@@ -315,13 +334,25 @@ impl RequestHead {
 }
 
 /// A parsed response head.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct ResponseHead {
     status: u16,
     reason: Span,
     version: Version,
     headers: Headers,
 }
+
+/// Equal when status, reason, version and fields are.
+impl PartialEq for ResponseHead {
+    fn eq(&self, other: &ResponseHead) -> bool {
+        self.status == other.status
+            && self.version == other.version
+            && self.reason() == other.reason()
+            && self.headers == other.headers
+    }
+}
+
+impl Eq for ResponseHead {}
 
 impl core::fmt::Debug for ResponseHead {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -656,7 +687,6 @@ impl Parts {
 
     fn request(self, head: Bytes) -> RequestHead {
         RequestHead {
-            method: self.start.0,
             target: self.start.1,
             version: self.version,
             headers: self.headers(head),
@@ -787,9 +817,12 @@ pub fn parse_request(head: Bytes, limits: &HeadLimits) -> Result<RequestHead, Pr
 }
 
 fn parse_request_as<const SUM: bool>(
-    head: Bytes,
+    mut head: Bytes,
     limits: &HeadLimits,
 ) -> Result<(RequestHead, Summary), ProtocolError> {
+    // Empty lines before the request line (RFC 9112 §2.2), which httparse
+    // skips, are dropped: a head starts at its method.
+    head.advance(empty_lines(&head));
     let parts = match try_request::<SUM>(&head, limits.max_headers) {
         Attempt::Complete(len, p) if len == head.len() => p,
         Attempt::Complete(..) | Attempt::Partial => return Err(ProtocolError::BadRequestLine),
@@ -800,6 +833,19 @@ fn parse_request_as<const SUM: bool>(
     }
     let summary = parts.summary;
     Ok((parts.request(head), summary))
+}
+
+/// How many bytes of CRLF (or bare LF) lines start `b`.
+fn empty_lines(b: &[u8]) -> usize {
+    let mut n = 0;
+    while let Some(i) = match b.get(n..) {
+        Some([b'\r', b'\n', ..]) => Some(2),
+        Some([b'\n', ..]) => Some(1),
+        _ => None,
+    } {
+        n += i;
+    }
+    n
 }
 
 /// Parses a complete response head.
@@ -982,7 +1028,6 @@ fn whole_request<const SUM: bool>(
     }
     Some(Whole {
         len,
-        method_end: method.len() as u32,
         target: Span {
             start: target_at as u32,
             end: target_end as u32,
@@ -998,7 +1043,6 @@ fn whole_request<const SUM: bool>(
 /// numbers, so the head is built once, in place, when it is split off.
 struct Whole {
     len: usize,
-    method_end: u32,
     target: Span,
     fields_at: u32,
     count: u32,
@@ -1010,10 +1054,6 @@ impl Whole {
     #[inline(always)]
     fn take(self, buf: &mut BytesMut) -> RequestHead {
         RequestHead {
-            method: Span {
-                start: 0,
-                end: self.method_end,
-            },
             target: self.target,
             version: self.version,
             headers: Headers {
