@@ -1373,37 +1373,47 @@ where
     // ---- serving one socket ---------------------------------------------
 
     fn service(&mut self, key: Key) {
-        match self.socks.get(&key) {
-            Some(Sock::Stream(s)) => {
-                let queued = !s.out.is_empty() || s.then.is_some();
-                self.serving = Some(key);
-                self.reading = Some(key);
-                self.service_stream(key, queued);
-                self.serving = None;
-                self.reading = None;
-            }
-            Some(Sock::Listener(_)) => self.service_listener(key),
-            Some(Sock::Udp(_)) => self.service_udp(key),
-            None => {}
-        }
+        self.serving = Some(key);
+        self.reading = Some(key);
+        self.service_stream(key);
+        self.serving = None;
+        self.reading = None;
     }
 
-    /// Serves a stream: flushes what is `queued`, reads, and flushes what
-    /// the input made the machine say.
-    fn service_stream(&mut self, key: Key, queued: bool) {
-        if queued && !self.flush_stream(key) {
-            return;
-        }
+    /// Serves a stream: flushes what is queued, reads, and flushes what
+    /// the input made the machine say. (Serves a listener or datagram
+    /// socket too: the one lookup tells which.)
+    fn service_stream(&mut self, key: Key) {
         let now = self.now();
+        // The socket is looked up once per pass and kept in hand until
+        // something that may change the sockets runs.
+        let mut s = match self.socks.get_mut(&key) {
+            Some(Sock::Stream(s)) => s,
+            Some(Sock::Listener(_)) => {
+                (self.serving, self.reading) = (None, None);
+                return self.service_listener(key);
+            }
+            Some(Sock::Udp(_)) => {
+                (self.serving, self.reading) = (None, None);
+                return self.service_udp(key);
+            }
+            None => return,
+        };
+        if !s.out.is_empty() || s.then.is_some() {
+            if !self.flush_stream(key) {
+                return;
+            }
+            s = match self.socks.get_mut(&key) {
+                Some(Sock::Stream(s)) => s,
+                _ => return,
+            };
+        }
         let mut reads = 0;
         // The last read was short, which says the socket is drained (and
         // cleared tokio's readiness): rather than a read that would only
         // say `WouldBlock`, tokio is asked to wake us when more arrives.
         let mut drained = false;
         loop {
-            let Some(Sock::Stream(s)) = self.socks.get_mut(&key) else {
-                return;
-            };
             if s.eof || self.reads_paused {
                 break;
             }
@@ -1470,6 +1480,10 @@ where
                 }
                 Err(e) if would_block(&e) => true,
                 Err(e) => return self.reset(key, e),
+            };
+            s = match self.socks.get_mut(&key) {
+                Some(Sock::Stream(s)) => s,
+                _ => return,
             };
         }
         self.reading = None;
