@@ -8,13 +8,16 @@
 //! ready), and a waker is registered only once a socket is drained or
 //! full. A socket's waker puts its key on a [`ReadyList`] and wakes the
 //! task, which then serves only the sockets on the list; a core with a
-//! single socket and a task of its own (a factory connection) registers
-//! it under the task's waker instead and serves it every step (see
-//! [`Solo`]). Messages from other tasks ([`Mailer`]), a stop ([`Stopper`])
+//! single socket and a task of its own (a factory connection on a
+//! multi-threaded runtime) registers it under the task's waker instead and
+//! serves it every step (see [`Solo`]). Messages from other tasks ([`Mailer`]), a stop ([`Stopper`])
 //! and the idle wait's alarm poke the same list, so an idle core waits on
 //! that one list. So a hub with thousands of connections costs O(ready)
-//! per wakeup, a factory connection is one task with no channel hops and
-//! no lock per request, and nothing is ever lost by cancellation: every
+//! per wakeup (on a current-thread runtime a factory server's connections
+//! share one core too, which costs less than a task's wake-up and poll
+//! per request), a factory connection of its own is one task with no
+//! channel hops and no lock per request, and nothing is ever lost by
+//! cancellation: every
 //! byte read is handed to the engine synchronously, before the next
 //! `.await`, and [`Core::wait`] only waits, taking nothing, so it can be
 //! dropped at any time (this is what makes `Conn::next_event`
@@ -313,12 +316,13 @@ impl Wake for SockWaker {
 }
 
 /// How many sockets a core has, for registering them with tokio. A core
-/// with one socket and a task of its own for life (a factory connection,
-/// the common case) registers that socket under the task's waker: tokio
-/// wakes the task directly, and every step serves the socket. The ready
-/// list, its lock and a waker per socket are for cores with more (a hub),
-/// or without a task of their own (a `Conn`, whose future may move from
-/// task to task).
+/// with one socket and a task of its own for life (a factory connection
+/// on a multi-threaded runtime) registers that socket under the task's
+/// waker: tokio wakes the task directly, and every step serves the
+/// socket. The ready list, its lock and a waker per socket are for cores
+/// with more (a hub, a factory server on a current-thread runtime), or
+/// without a task of their own (a `Conn`, whose future may move from task
+/// to task).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Solo {
     None,
@@ -644,9 +648,9 @@ pub(crate) struct Core<M: Machine, S: Service<M>> {
     alarm_waker: Waker,
     /// The waker the ready list holds (see [`ReadyList::poll_flagged`]).
     listed: Option<Waker>,
-    /// The core's own task, when it has one for life (`run_core`): its
-    /// only socket is then registered with tokio under this waker rather
-    /// than its own (see [`Solo`]).
+    /// The core's own task, when it has one for life
+    /// (`server::serve_core`): its only socket is then registered with
+    /// tokio under this waker rather than its own (see [`Solo`]).
     task: Option<Waker>,
     solo: Solo,
     /// The stream being served: what its machine writes meanwhile is
@@ -982,7 +986,7 @@ where
     }
 
     /// One step of a core that has a task of its own for good (see
-    /// `server::run_core`): every poll is a step, since the task is polled
+    /// `server::serve_core`): every poll is a step, since the task is polled
     /// only when woken (its only socket wakes it directly, see [`Solo`];
     /// everything else pokes the ready list). `Ready(true)` when the core
     /// is done (stopped, or `until_idle` and its machines are gone),
@@ -1017,21 +1021,16 @@ where
     }
 
     /// Waits until a socket may be ready, a message or stop arrives, or
-    /// the next timer is due. One look at one list per wait, without a
-    /// lock as long as the task is the same: sockets, mail, stops and the
-    /// alarm all report through it (or wake the task directly, see
-    /// [`Solo`]). Returns whether it had to wait (`false`: work was there
-    /// already, and the caller should let other tasks run before serving
-    /// it). Cancellation-safe: nothing is taken here, only waited for.
+    /// the next timer is due (for a core without a task of its own, a
+    /// `Conn`; one with a task is driven by [`Core::poll_serve`]). One
+    /// look at one list per wait, without a lock as long as the task is
+    /// the same: sockets, mail, stops and the alarm all report through it.
+    /// Returns whether it had to wait (`false`: work was there already,
+    /// and the caller should let other tasks run before serving it).
+    /// Cancellation-safe: nothing is taken here, only waited for.
     pub(crate) async fn wait(&mut self) -> bool {
         let mut waited = false;
         poll_fn(|cx| {
-            // A core with a task of its own is polled again only when
-            // woken, and its only socket wakes the task directly (see
-            // [`Solo`]): a poll after the first is work.
-            if waited && self.task.is_some() {
-                return Poll::Ready(());
-            }
             if self.ready.poll_flagged(cx, &mut self.listed).is_ready() {
                 return Poll::Ready(());
             }
@@ -1373,37 +1372,47 @@ where
     // ---- serving one socket ---------------------------------------------
 
     fn service(&mut self, key: Key) {
-        match self.socks.get(&key) {
-            Some(Sock::Stream(s)) => {
-                let queued = !s.out.is_empty() || s.then.is_some();
-                self.serving = Some(key);
-                self.reading = Some(key);
-                self.service_stream(key, queued);
-                self.serving = None;
-                self.reading = None;
-            }
-            Some(Sock::Listener(_)) => self.service_listener(key),
-            Some(Sock::Udp(_)) => self.service_udp(key),
-            None => {}
-        }
+        self.serving = Some(key);
+        self.reading = Some(key);
+        self.service_stream(key);
+        self.serving = None;
+        self.reading = None;
     }
 
-    /// Serves a stream: flushes what is `queued`, reads, and flushes what
-    /// the input made the machine say.
-    fn service_stream(&mut self, key: Key, queued: bool) {
-        if queued && !self.flush_stream(key) {
-            return;
-        }
+    /// Serves a stream: flushes what is queued, reads, and flushes what
+    /// the input made the machine say. (Serves a listener or datagram
+    /// socket too: the one lookup tells which.)
+    fn service_stream(&mut self, key: Key) {
         let now = self.now();
+        // The socket is looked up once per pass and kept in hand until
+        // something that may change the sockets runs.
+        let mut s = match self.socks.get_mut(&key) {
+            Some(Sock::Stream(s)) => s,
+            Some(Sock::Listener(_)) => {
+                (self.serving, self.reading) = (None, None);
+                return self.service_listener(key);
+            }
+            Some(Sock::Udp(_)) => {
+                (self.serving, self.reading) = (None, None);
+                return self.service_udp(key);
+            }
+            None => return,
+        };
+        if !s.out.is_empty() || s.then.is_some() {
+            if !self.flush_stream(key) {
+                return;
+            }
+            s = match self.socks.get_mut(&key) {
+                Some(Sock::Stream(s)) => s,
+                _ => return,
+            };
+        }
         let mut reads = 0;
         // The last read was short, which says the socket is drained (and
         // cleared tokio's readiness): rather than a read that would only
         // say `WouldBlock`, tokio is asked to wake us when more arrives.
         let mut drained = false;
         loop {
-            let Some(Sock::Stream(s)) = self.socks.get_mut(&key) else {
-                return;
-            };
             if s.eof || self.reads_paused {
                 break;
             }
@@ -1470,6 +1479,10 @@ where
                 }
                 Err(e) if would_block(&e) => true,
                 Err(e) => return self.reset(key, e),
+            };
+            s = match self.socks.get_mut(&key) {
+                Some(Sock::Stream(s)) => s,
+                _ => return,
             };
         }
         self.reading = None;

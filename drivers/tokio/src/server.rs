@@ -126,7 +126,7 @@ where
             let guard = StopOnDrop(stopper.clone());
             let task: Task = Box::pin(async move {
                 let _guard = guard;
-                let r = tokio::spawn(run_core(core, false)).await;
+                let r = tokio::spawn(run_core(core)).await;
                 remove_socket_files(&paths);
                 r.map_err(|e| io::Error::other(format!("the serving task failed: {e}")))
             });
@@ -167,7 +167,7 @@ where
                             core.add_udp(u);
                             let alive = alive.clone();
                             tokio::spawn(async move {
-                                run_core(core, false).await;
+                                run_core(core).await;
                                 drop(alive);
                             });
                         }
@@ -245,36 +245,31 @@ where
     })
 }
 
-/// Runs a core until a stop (or, with `until_idle`, until its machines are
-/// all gone: a factory connection's task ends with its connection).
-///
-/// A core that may serve many sockets (a hub, an endpoint's datagram
-/// socket) runs outside tokio's cooperative budget: a hub serving a
-/// thousand sockets in one step would otherwise see every socket past the
-/// budget's 128th answer "not ready" (and be queued again), turning one
-/// step into many. The core yields by itself instead, after every busy
-/// step. A factory connection's core serves one socket per step, far
-/// inside the budget, and does not pay for leaving it on every poll (a
-/// machine that opens many sockets of its own is still served right,
-/// past the budget a turn later).
-///
-/// Must stay in the task that first polls it (spawned, or awaited by a
-/// spawned future): the core registers its socket under that task's
-/// waker.
-pub(crate) async fn run_core<M, S>(core: Core<M, S>, until_idle: bool)
+/// Runs a core that may serve many sockets (a hub, a factory server on a
+/// current-thread runtime, an endpoint's datagram socket) until a stop,
+/// outside tokio's cooperative budget: a hub serving a thousand sockets in
+/// one step would otherwise see every socket past the budget's 128th
+/// answer "not ready" (and be queued again), turning one step into many.
+/// The core yields by itself instead, after every busy step.
+pub(crate) async fn run_core<M, S>(core: Core<M, S>)
 where
     M: Machine + Send + 'static,
     S: Service<M>,
     S::Done: Send + 'static,
 {
-    if until_idle {
-        serve_core(core, true).await;
-    } else {
-        tokio::task::unconstrained(serve_core(core, false)).await;
-    }
+    tokio::task::unconstrained(serve_core(core, false)).await;
 }
 
-/// The loop of [`run_core`].
+/// Serves `core` until a stop (or, with `until_idle`, until its machines
+/// are all gone: a factory connection's task ends with its connection).
+/// A factory connection's task awaits this directly: its core serves one
+/// socket per step, far inside tokio's budget, and does not pay for
+/// leaving it on every poll (a machine that opens many sockets of its own
+/// is still served right, past the budget a turn later).
+///
+/// Must stay in the task that first polls it (spawned, or awaited by a
+/// spawned future): the core registers its socket under that task's
+/// waker.
 async fn serve_core<M, S>(mut core: Core<M, S>, until_idle: bool)
 where
     M: Machine + Send + 'static,
