@@ -57,7 +57,11 @@ pub fn machine(hs: ClientHandshake, cfg: Config) -> WsClient {
     let mut rng = Some(twill_driver::os_rng());
     let upgrade: Upgrade = Box::new(move |e| {
         if let ClientEvent::Upgraded {
-            conn, head, rest, ..
+            conn,
+            head,
+            rest,
+            unflushed,
+            ..
         } = &e
         {
             // A failed check gives the event back: the session reports it.
@@ -67,6 +71,7 @@ pub fn machine(hs: ClientHandshake, cfg: Config) -> WsClient {
                     conn: *conn,
                     rest: rest.clone(),
                     next,
+                    unflushed: *unflushed,
                 });
             }
         }

@@ -36,7 +36,11 @@ pub fn ws_config() -> Config {
 /// negotiated extensions, which `accept` derived from the same head.
 fn upgrade(e: ServerEvent) -> Result<Handover<WebSocket>, ServerEvent> {
     let ServerEvent::Upgraded {
-        conn, head, rest, ..
+        conn,
+        head,
+        rest,
+        unflushed,
+        ..
     } = e
     else {
         return Err(e);
@@ -49,6 +53,7 @@ fn upgrade(e: ServerEvent) -> Result<Handover<WebSocket>, ServerEvent> {
         conn,
         rest,
         next: WebSocket::new(conn, Role::Server, cfg, deflate, None),
+        unflushed,
     })
 }
 

@@ -31,7 +31,11 @@ type EchoMachine = Switch<Server, WebSocket, Upgrade>;
 /// The hand-over, as src/ws/echo.rs does it.
 fn upgrade(e: ServerEvent) -> Result<Handover<WebSocket>, ServerEvent> {
     let ServerEvent::Upgraded {
-        conn, head, rest, ..
+        conn,
+        head,
+        rest,
+        unflushed,
+        ..
     } = e
     else {
         return Err(e);
@@ -44,6 +48,7 @@ fn upgrade(e: ServerEvent) -> Result<Handover<WebSocket>, ServerEvent> {
         conn,
         rest,
         next: WebSocket::new(conn, Role::Server, cfg, deflate, None),
+        unflushed,
     })
 }
 

@@ -49,6 +49,12 @@ pub struct Handover<B> {
     pub rest: Bytes,
     /// The machine that continues the connection.
     pub next: B,
+    /// Output of the first machine the driver has not yet reported sent
+    /// (the first machine's count, as its hand-over event gives it): the
+    /// connection's next `Sent` reports, up to this many bytes, are the
+    /// first machine's and are not passed to `next`, whose own count of
+    /// unflushed output would otherwise read too low.
+    pub unflushed: usize,
 }
 
 struct Second<B> {
@@ -62,6 +68,8 @@ struct Second<B> {
     closed: bool,
     /// An EOF (its `clean`) to deliver once the leftover is taken.
     eof: Option<bool>,
+    /// Flushed bytes still to be reported that the first machine wrote.
+    owed: usize,
 }
 
 /// Runs `A` until `F` recognises one of its events as a hand-over, then runs
@@ -176,6 +184,7 @@ where
             deadline: None,
             closed: false,
             eof,
+            owed: h.unflushed,
         });
         self.queue
             .push_back(Output::Event(SwitchEvent::Switched { conn }));
@@ -223,6 +232,27 @@ where
                 let s = &mut self.seconds[i];
                 s.drained = false;
                 s.closed |= matches!(input, Input::Closed { .. });
+                if let Input::Sent { conn, bytes } = input {
+                    if s.owed > 0 {
+                        // The first machine's output flushing: not news
+                        // for the second.
+                        let skip = bytes.min(s.owed);
+                        s.owed -= skip;
+                        if bytes == skip {
+                            return Ok(0);
+                        }
+                        return s
+                            .machine
+                            .handle_input(
+                                now,
+                                Input::Sent {
+                                    conn,
+                                    bytes: bytes - skip,
+                                },
+                            )
+                            .map_err(SwitchError::Second);
+                    }
+                }
                 s.machine
                     .handle_input(now, input)
                     .map_err(SwitchError::Second)

@@ -110,6 +110,7 @@ fn switch() -> Sw {
                 conn,
                 rest,
                 next: Upper::default(),
+                unflushed: 0,
             }),
             e => Err(e),
         }

@@ -149,6 +149,9 @@ pub enum ClientEvent {
         head: alloc::boxed::Box<ResponseHead>,
         /// Bytes read past the head.
         rest: Bytes,
+        /// Output on `conn` not yet reported sent:
+        /// [`Handover::unflushed`](twill_core::switch::Handover::unflushed).
+        unflushed: usize,
     },
     /// The connection has no request outstanding and may be reused.
     Idle {
@@ -702,12 +705,14 @@ impl Client {
                         || (front.method == "CONNECT" && (200..300).contains(&status));
                     if switching {
                         let rest = c.buf.split().freeze();
+                        let unflushed = c.budget.pending();
                         self.conns.remove(&conn);
                         self.out.event(ClientEvent::Upgraded {
                             id,
                             conn,
                             head: alloc::boxed::Box::new(head),
                             rest,
+                            unflushed,
                         });
                         return;
                     }

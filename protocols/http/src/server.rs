@@ -240,6 +240,9 @@ pub enum ServerEvent {
         head: alloc::boxed::Box<RequestHead>,
         /// Bytes read past the head.
         rest: Bytes,
+        /// Output on `conn` (the `101` included) not yet reported sent:
+        /// [`Handover::unflushed`](twill_core::switch::Handover::unflushed).
+        unflushed: usize,
     },
     /// The peer broke the protocol or a limit; `status` is the response
     /// sent for it (if one could be), and the connection is closing.
@@ -1122,6 +1125,7 @@ impl Server {
             let id = RequestId::new(conn, done.seq);
             if let (true, Some(head)) = (done.upgrade_accepted, done.upgrade) {
                 let rest = c.buf.split().freeze();
+                let unflushed = c.budget.pending();
                 if let Some(t) = c.timer.take() {
                     self.timers.remove(&(t, conn));
                 }
@@ -1131,6 +1135,7 @@ impl Server {
                     conn,
                     head,
                     rest,
+                    unflushed,
                 });
                 return;
             }

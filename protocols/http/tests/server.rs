@@ -566,6 +566,9 @@ fn connections_are_independent() {
 #[derive(Default)]
 struct Upper {
     out: OutQueue<()>,
+    /// Bytes it transmitted, and bytes reported sent to it.
+    queued: usize,
+    sent: usize,
 }
 
 impl Machine for Upper {
@@ -576,12 +579,15 @@ impl Machine for Upper {
             Input::Data { conn, bytes } => {
                 self.out
                     .transmit(conn, Bytes::from(bytes.to_ascii_uppercase()));
+                self.queued += bytes.len();
                 return Ok(bytes.len());
             }
             Input::Eof { conn, .. } => {
                 self.out.transmit(conn, Bytes::from_static(b"<EOF>"));
+                self.queued += 5;
                 self.out.close(conn, Close::Graceful);
             }
+            Input::Sent { bytes, .. } => self.sent += bytes,
             _ => {}
         }
         Ok(0)
@@ -596,10 +602,16 @@ type Up = fn(ServerEvent) -> Result<Handover<Upper>, ServerEvent>;
 
 fn up(e: ServerEvent) -> Result<Handover<Upper>, ServerEvent> {
     match e {
-        ServerEvent::Upgraded { conn, rest, .. } => Ok(Handover {
+        ServerEvent::Upgraded {
+            conn,
+            rest,
+            unflushed,
+            ..
+        } => Ok(Handover {
             conn,
             rest,
             next: Upper::default(),
+            unflushed,
         }),
         e => Err(e),
     }
@@ -640,6 +652,55 @@ fn upgrade_hands_over_with_leftover_bytes() {
         .any(|e| matches!(e, SwitchEvent::Switched { conn } if *conn == C)));
     s.data(C, b"!more");
     assert!(s.sent_text(C).ends_with("DRIVER!MORE"));
+}
+
+#[test]
+fn the_next_machine_hears_only_of_its_own_output_flushing() {
+    // A keep-alive answer first (its flush report declined and kept for
+    // later), then the upgrade: every report after the switch starts with
+    // the HTTP bytes, which the next machine never wrote.
+    let mut s: Sim<Switch<Server, Upper, Up>> = Sim::new(Switch::new(Server::default(), up));
+    s.accept(C);
+    s.data(C, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+    let ids: Vec<RequestId> = s
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            SwitchEvent::First(ServerEvent::Request(r)) => Some(r.id),
+            _ => None,
+        })
+        .collect();
+    s.machine
+        .first()
+        .respond_full(ids[0], 200, &[], Bytes::from_static(b"hi"))
+        .unwrap();
+    s.drain();
+    assert!(s.machine.first().pending_output(C).unwrap() > 0, "declined");
+    s.data(
+        C,
+        b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: shout\r\nConnection: Upgrade\r\n\r\n",
+    );
+    let id = s
+        .events
+        .iter()
+        .find_map(|e| match e {
+            SwitchEvent::First(ServerEvent::Request(r)) if r.upgrade => Some(r.id),
+            _ => None,
+        })
+        .expect("upgrade request");
+    s.machine
+        .first()
+        .accept_upgrade(id, &[("Upgrade", "shout")])
+        .unwrap();
+    s.drain();
+    s.data(C, b"abc");
+    s.data(C, b"defg");
+    let up = s.machine.second(C).expect("switched");
+    assert_eq!(up.queued, 7);
+    assert_eq!(
+        up.sent, 7,
+        "reports of the HTTP bytes reached the next machine"
+    );
 }
 
 #[test]
