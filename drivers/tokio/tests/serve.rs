@@ -72,6 +72,26 @@ fn concurrent_echo<S: Read + Write + Send + 'static>(
     }
 }
 
+/// Six TCP clients echo through the server at `addr` at once and close
+/// gracefully; every connection is then reported closed in `log`.
+fn tcp_echo_six(addr: SocketAddr, log: &Log) {
+    concurrent_echo(
+        move || {
+            let s = TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            s
+        },
+        |s| s.shutdown(Shutdown::Write).unwrap(),
+    );
+    wait_for(5, "six Closed", || {
+        let n = notes(log)
+            .iter()
+            .filter(|n| matches!(n, Note::Closed { .. }))
+            .count();
+        (n == 6).then_some(())
+    });
+}
+
 #[test]
 fn tcp_echo_factory_and_hub() {
     for mode in [Mode::Factory, Mode::Hub] {
@@ -79,22 +99,7 @@ fn tcp_echo_factory_and_hub() {
         opts.mode = mode;
         let (server, log, _) = echo_server(opts);
         let addr = server.addr();
-        concurrent_echo(
-            move || {
-                let s = TcpStream::connect(addr).unwrap();
-                s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-                s
-            },
-            |s| s.shutdown(Shutdown::Write).unwrap(),
-        );
-        // Every connection was reported closed after its graceful close.
-        wait_for(5, "six Closed", || {
-            let n = notes(&log)
-                .iter()
-                .filter(|n| matches!(n, Note::Closed { .. }))
-                .count();
-            (n == 6).then_some(())
-        });
+        tcp_echo_six(addr, &log);
         assert!(notes(&log).iter().any(|n| matches!(
             n,
             Note::Accepted {
@@ -781,21 +786,7 @@ fn factory_on_a_current_thread_runtime_gives_each_connection_a_machine() {
     };
     let stopper = server.stopper();
     let served = std::thread::spawn(move || rt.block_on(server.run()));
-    concurrent_echo(
-        move || {
-            let s = TcpStream::connect(addr).unwrap();
-            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            s
-        },
-        |s| s.shutdown(Shutdown::Write).unwrap(),
-    );
-    wait_for(5, "six Closed", || {
-        let n = notes(&l)
-            .iter()
-            .filter(|n| matches!(n, Note::Closed { .. }))
-            .count();
-        (n == 6).then_some(())
-    });
+    tcp_echo_six(addr, &l);
     // One machine per connection: each saw exactly one `Accepted`.
     assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 6);
     stopper.stop();

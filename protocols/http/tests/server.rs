@@ -617,16 +617,8 @@ fn up(e: ServerEvent) -> Result<Handover<Upper>, ServerEvent> {
     }
 }
 
-#[test]
-fn upgrade_hands_over_with_leftover_bytes() {
-    let mut s: Sim<Switch<Server, Upper, Up>> = Sim::new(Switch::new(Server::default(), up));
-    s.accept(C);
-    s.data(
-        C,
-        b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: shout\r\nConnection: Upgrade\r\n\r\nearly bytes ",
-    );
-    s.data(C, b"held by the driver");
-    assert!(s.held(C) > 0, "no input taken until the app decides");
+/// Accepts the upgrade request the server reported (to `shout`).
+fn accept_shout(s: &mut Sim<Switch<Server, Upper, Up>>) {
     let id = s
         .events
         .iter()
@@ -639,6 +631,19 @@ fn upgrade_hands_over_with_leftover_bytes() {
         .first()
         .accept_upgrade(id, &[("Upgrade", "shout")])
         .unwrap();
+}
+
+#[test]
+fn upgrade_hands_over_with_leftover_bytes() {
+    let mut s: Sim<Switch<Server, Upper, Up>> = Sim::new(Switch::new(Server::default(), up));
+    s.accept(C);
+    s.data(
+        C,
+        b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: shout\r\nConnection: Upgrade\r\n\r\nearly bytes ",
+    );
+    s.data(C, b"held by the driver");
+    assert!(s.held(C) > 0, "no input taken until the app decides");
+    accept_shout(&mut s);
     s.drain();
     let t = s.sent_text(C);
     assert!(t.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{t}");
@@ -680,18 +685,7 @@ fn the_next_machine_hears_only_of_its_own_output_flushing() {
         C,
         b"GET /chat HTTP/1.1\r\nHost: h\r\nUpgrade: shout\r\nConnection: Upgrade\r\n\r\n",
     );
-    let id = s
-        .events
-        .iter()
-        .find_map(|e| match e {
-            SwitchEvent::First(ServerEvent::Request(r)) if r.upgrade => Some(r.id),
-            _ => None,
-        })
-        .expect("upgrade request");
-    s.machine
-        .first()
-        .accept_upgrade(id, &[("Upgrade", "shout")])
-        .unwrap();
+    accept_shout(&mut s);
     s.drain();
     s.data(C, b"abc");
     s.data(C, b"defg");
@@ -714,18 +708,7 @@ fn eof_before_the_upgrade_is_accepted_reaches_the_next_machine_after_the_leftove
     // The client half-closes while the application is still deciding.
     s.eof(C);
     assert!(s.closes.is_empty(), "the upgrade is still owed an answer");
-    let id = s
-        .events
-        .iter()
-        .find_map(|e| match e {
-            SwitchEvent::First(ServerEvent::Request(r)) if r.upgrade => Some(r.id),
-            _ => None,
-        })
-        .expect("upgrade request");
-    s.machine
-        .first()
-        .accept_upgrade(id, &[("Upgrade", "shout")])
-        .unwrap();
+    accept_shout(&mut s);
     s.drain();
     let t = s.sent_text(C);
     assert!(t.ends_with("\r\n\r\nLAST WORDS<EOF>"), "{t}");

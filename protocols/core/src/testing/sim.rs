@@ -221,14 +221,23 @@ where
     /// Reports `n` flushed bytes of `conn` (with any declined before), or
     /// keeps them for the next report if the machine declines.
     fn report(&mut self, conn: ConnId, n: usize) {
+        if let Some(bytes) = self.due_report(conn, n) {
+            self.input(Input::Sent { conn, bytes });
+        }
+    }
+
+    /// The bytes to report now for `n` more flushed on `conn` (with any
+    /// declined before), or `None` if the machine declines (they are kept).
+    fn due_report(&mut self, conn: ConnId, n: usize) -> Option<usize> {
         if n == 0 {
-            return;
+            return None;
         }
         let bytes = self.declined.remove(&conn).unwrap_or(0) + n;
         if self.machine.wants_sent(conn) {
-            self.input(Input::Sent { conn, bytes });
+            Some(bytes)
         } else {
             self.declined.insert(conn, bytes);
+            None
         }
     }
 
@@ -295,11 +304,8 @@ where
                     .map(|(c, _)| *c);
                 if let Some(conn) = conn {
                     let n = self.unacked.remove(&conn).unwrap_or(0);
-                    let bytes = self.declined.remove(&conn).unwrap_or(0) + n;
-                    if self.machine.wants_sent(conn) {
+                    if let Some(bytes) = self.due_report(conn, n) {
                         self.feed(Input::Sent { conn, bytes });
-                    } else {
-                        self.declined.insert(conn, bytes);
                     }
                     continue;
                 }
