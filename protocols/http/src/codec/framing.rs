@@ -191,9 +191,11 @@ impl Summary {
         }
     }
 
+    /// `v` may still have the whitespace around it (the one-pass parse
+    /// trims only the values read here).
     #[inline(never)]
     fn add_out_of_line(&mut self, n: &[u8], v: &[u8]) {
-        self.add(n, v);
+        self.add(n, trim(v));
     }
 
     /// Whether the sender wants the connection kept open (RFC 9112 §9.3).

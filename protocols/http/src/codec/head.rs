@@ -8,6 +8,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use core::mem::MaybeUninit;
 
 use super::framing::Summary;
+use super::one_pass::{whole_request, Whole};
 use crate::error::{Error, ProtocolError};
 
 /// The most header fields any configuration may allow (the size of the
@@ -56,13 +57,21 @@ impl Default for HeadLimits {
     }
 }
 
+/// Where a part of a head lies in its bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Span {
+pub(super) struct Span {
     start: u32,
     end: u32,
 }
 
 impl Span {
+    pub(super) fn new(start: usize, end: usize) -> Span {
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
+    }
+
     fn of(base: &[u8], part: &[u8]) -> Span {
         // Both slices come from the same buffer: the offset is a plain
         // address difference, no unsafe needed.
@@ -908,7 +917,7 @@ pub fn decode_request(
         // Not read: a plain decode does not pay for the summary.
         let mut unread = Summary::NONE;
         if let Some(w) = whole_request::<false>(buf, limits, &mut unread) {
-            return Ok(Some(w.take(buf)));
+            return Ok(Some(take(w, buf)));
         }
         // Incomplete, malformed or over a limit: the careful path waits or
         // names the error.
@@ -932,7 +941,7 @@ pub fn decode_request_summarized(
     if scan.is_fresh() {
         let mut summary = Summary::NONE;
         if let Some(w) = whole_request::<true>(buf, limits, &mut summary) {
-            return Ok(Some((w.take(buf), summary)));
+            return Ok(Some((take(w, buf), summary)));
         }
     }
     scanned_request::<true>(buf, scan, limits)
@@ -955,121 +964,21 @@ fn scanned_request<const SUM: bool>(
     }
 }
 
-/// The one-pass path of [`decode_request`]: where the parts of a whole,
-/// well-formed head at the front of `buf` lie, as httparse parsed it (the
-/// caller splits it off with [`Whole::take`]); `None` for anything else
-/// (incomplete, malformed, over a limit, a rule broken), which the
-/// scanner then delimits and names.
-///
-/// The head taken here must be exactly the one the scanner would have
-/// delimited and [`parse_request`] accepted. What httparse guarantees of a
-/// complete request (httparse 1.10, default config), and so is not checked
-/// again:
-/// - the method is a token followed by exactly one SP, the target is
-///   non-empty, holds no control byte, SP or DEL and is followed by
-///   exactly one SP, then `HTTP/1.0` or `HTTP/1.1` and at once a line end
-///   (`\r\n` or a bare `\n`);
-/// - a CR anywhere is followed by an LF (a bare CR is an error), and an LF
-///   only ends a line (targets, names and values hold none);
-/// - each field line is a token name, a colon with no space before it,
-///   and a value of HTAB, SP, VCHAR or obs-text: a line starting with SP
-///   or HTAB (obs-fold) is refused as a bad name;
-/// - no more fields than the slots given (`TooManyHeaders` otherwise):
-///   the slots are `max_headers`, so that limit needs no check.
-///
-/// What is left to check: CRLF (not a bare LF) at the end of every line,
-/// no leading empty lines (httparse skips them; the scanner counts them),
-/// the line and head limits, and an ASCII target.
-#[inline]
-fn whole_request<const SUM: bool>(
-    buf: &[u8],
-    limits: &HeadLimits,
-    summary: &mut Summary,
-) -> Option<Whole> {
-    let mut arr = slots();
-    let n = limits.max_headers.min(MAX_HEADERS_CAP);
-    let mut req = httparse::Request::new(&mut []);
-    let Ok(httparse::Status::Complete(len)) = req.parse_with_uninit_headers(buf, &mut arr[..n])
-    else {
-        return None;
-    };
-    let (Some(method), Some(target)) = (req.method, req.path) else {
-        return None;
-    };
-    let base = buf.as_ptr() as usize;
-    // The method starts the buffer unless httparse skipped empty lines.
-    if method.as_ptr() as usize != base {
-        return None;
-    }
-    let target_at = (target.as_ptr() as usize).wrapping_sub(base);
-    let target_end = target_at + target.len();
-    // "SP HTTP/1.x" follows the target; the line's CR (if any) is next.
-    let line = target_end + 9;
-    let head = buf.get(..len)?;
-    if line > limits.max_line
-        || len > limits.max_head
-        || head.get(line) != Some(&b'\r')
-        || head.get(len.wrapping_sub(2)) != Some(&b'\r')
-        || !is_ascii(target.as_bytes())
-    {
-        return None;
-    }
-    for h in req.headers.iter() {
-        // Where the value ends: a CR right there is the common case
-        // (httparse leaves trailing whitespace out of a value, and an
-        // empty value points at its line end).
-        let end = (h.value.as_ptr() as usize + h.value.len()).wrapping_sub(base);
-        if head.get(end) != Some(&b'\r') && cr_after(head, end).is_none() {
-            return None;
-        }
-        if SUM {
-            summary.add_if_framing(h.name.as_bytes(), h.value);
-        }
-    }
-    Some(Whole {
-        len,
-        target: Span {
-            start: target_at as u32,
-            end: target_end as u32,
+/// Splits the head [`whole_request`] found off `buf` (zero-copy) and
+/// builds it, in place.
+#[inline(always)]
+fn take(w: Whole, buf: &mut BytesMut) -> RequestHead {
+    RequestHead {
+        target: w.target,
+        version: w.version,
+        headers: Headers {
+            buf: buf.split_to(w.len).freeze(),
+            start: w.fields_at,
+            count: w.count,
         },
-        // Past the start line's CRLF.
-        fields_at: line as u32 + 2,
-        count: req.headers.len() as u32,
-        version: version_of(req.version),
-    })
-}
-
-/// Where the parts of a whole head lie, found by [`whole_request`]: plain
-/// numbers, so the head is built once, in place, when it is split off.
-struct Whole {
-    len: usize,
-    target: Span,
-    fields_at: u32,
-    count: u32,
-    version: Version,
-}
-
-impl Whole {
-    /// Splits the head off `buf` (zero-copy) and builds it.
-    #[inline(always)]
-    fn take(self, buf: &mut BytesMut) -> RequestHead {
-        RequestHead {
-            target: self.target,
-            version: self.version,
-            headers: Headers {
-                buf: buf.split_to(self.len).freeze(),
-                start: self.fields_at,
-                count: self.count,
-            },
-        }
     }
 }
 
-/// Whether every byte is ASCII: the bytes OR-ed together, inline (no
-/// call for the usual one-byte target) and vectorised for long ones.
-fn is_ascii(b: &[u8]) -> bool {
-    b.iter().fold(0, |acc, &x| acc | x) < 0x80
-}
 
 /// A complete response head at the front of `buf`, split off zero-copy
 /// (the same two paths as [`decode_request`]).

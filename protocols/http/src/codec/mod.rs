@@ -7,6 +7,7 @@
 pub mod chunked;
 pub mod framing;
 pub mod head;
+mod one_pass;
 
 pub use chunked::{Chunk, ChunkedDecoder, ChunkedLimits};
 pub use framing::{request_body, response_body, wants_keep_alive, BodyKind};
