@@ -979,7 +979,6 @@ fn take(w: Whole, buf: &mut BytesMut) -> RequestHead {
     }
 }
 
-
 /// A complete response head at the front of `buf`, split off zero-copy
 /// (the same two paths as [`decode_request`]).
 ///
