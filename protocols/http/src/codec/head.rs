@@ -8,7 +8,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use core::mem::MaybeUninit;
 
 use super::framing::Summary;
-use super::one_pass::{whole_request, Whole};
+use super::one_pass::{whole_request, whole_response, Whole};
 use crate::error::{Error, ProtocolError};
 
 /// The most header fields any configuration may allow (the size of the
@@ -635,8 +635,6 @@ struct Parts {
     /// Where the first field line starts, and how many there are.
     fields_at: u32,
     count: u32,
-    /// Whether every field line ends in CRLF (httparse takes a bare LF).
-    fields_crlf: bool,
     /// What the fields say about framing, read in the same pass.
     summary: Summary,
 }
@@ -654,24 +652,9 @@ impl Parts {
         let fields_at = parsed
             .first()
             .map_or(0, |h| Span::of(base, h.name.as_bytes()).start);
-        // The byte before each field's LF, past the whitespace httparse
-        // leaves out of the value; an empty value ends at its colon.
-        let mut fields_crlf = true;
         let mut summary = Summary::NONE;
-        let at = base.as_ptr() as usize;
-        for h in parsed {
-            // Where the value ends; a CR right there is the common case
-            // (httparse takes a CR only before an LF).
-            let end = (h.value.as_ptr() as usize + h.value.len()).wrapping_sub(at);
-            if base.get(end) != Some(&b'\r') {
-                // Trailing whitespace, or an empty value (which ends at
-                // its colon at the earliest): the careful look.
-                let name = Span::of(base, h.name.as_bytes());
-                let value = Span::of(base, h.value);
-                fields_crlf &=
-                    cr_after(base, (value.end as usize).max(name.end as usize + 1)).is_some();
-            }
-            if SUM {
+        if SUM {
+            for h in parsed {
                 summary.add(h.name.as_bytes(), h.value);
             }
         }
@@ -681,7 +664,6 @@ impl Parts {
             version,
             fields_at,
             count: parsed.len() as u32,
-            fields_crlf,
             summary,
         }
     }
@@ -774,47 +756,6 @@ fn try_response(buf: &[u8], max_headers: usize) -> Attempt<Parts> {
 /// DEL in it, so what is left to refuse is exactly the non-ASCII bytes.
 fn target_ok(target: &[u8]) -> bool {
     !target.is_empty() && target.is_ascii()
-}
-
-/// The CR ending the line whose content stops at `p` (past whitespace that
-/// httparse leaves out of values and reasons), if the line ends in CRLF.
-fn cr_after(head: &[u8], mut p: usize) -> Option<usize> {
-    while matches!(head.get(p), Some(b' ' | b'\t')) {
-        p += 1;
-    }
-    (head.get(p) == Some(&b'\r')).then_some(p)
-}
-
-/// Whether a complete head that httparse accepted also keeps the rules
-/// [`HeadScanner`] enforces — CRLF line ends and the limits — so that it is
-/// the head the scanner would have delimited. httparse also ends lines at
-/// a bare LF and refuses any other CR or LF, so it is enough to look at the
-/// byte before each line's LF: after the start line (`start_end`: where
-/// the version or reason ends), after each field's value, and before the
-/// final LF. Heads with leading empty lines are left to the scanner. The
-/// field count needs no check: httparse was given `max_headers` slots and
-/// refuses a head with more fields (`TooManyHeaders`).
-fn within_rules(head: &[u8], start_end: usize, p: &Parts, limits: &HeadLimits) -> bool {
-    let Some(line_end) = cr_after(head, start_end) else {
-        return false;
-    };
-    p.fields_crlf
-        && head.len() <= limits.max_head
-        && line_end <= limits.max_line
-        && !matches!(head.first(), Some(b'\r' | b'\n'))
-        && head.len() >= 2
-        && head.get(head.len() - 2) == Some(&b'\r')
-}
-
-/// Where a status line httparse accepted ends: after the reason, or after
-/// the code when the reason is empty (with or without its space).
-fn status_line_end(head: &[u8], p: &Parts) -> usize {
-    if p.start.1.end > p.start.1.start {
-        p.start.1.end as usize
-    } else {
-        // "HTTP/1.x 200" is 12 bytes; a space may follow.
-        12 + usize::from(head.get(12) == Some(&b' '))
-    }
 }
 
 /// Parses a complete request head (as delimited by [`HeadScanner`]).
@@ -969,7 +910,7 @@ fn scanned_request<const SUM: bool>(
 #[inline(always)]
 fn take(w: Whole, buf: &mut BytesMut) -> RequestHead {
     RequestHead {
-        target: w.target,
+        target: w.part,
         version: w.version,
         headers: Headers {
             buf: buf.split_to(w.len).freeze(),
@@ -994,12 +935,17 @@ pub fn decode_response(
         return Ok(None);
     }
     if scan.is_fresh() {
-        if let Attempt::Complete(len, p) = try_response(buf, limits.max_headers) {
-            let head = &buf[..len];
-            let start_end = status_line_end(head, &p);
-            if within_rules(head, start_end, &p, limits) && (100..=999).contains(&p.status) {
-                return Ok(Some(p.response(buf.split_to(len).freeze())));
-            }
+        if let Some(w) = whole_response(buf, limits) {
+            return Ok(Some(ResponseHead {
+                status: w.status,
+                reason: w.part,
+                version: w.version,
+                headers: Headers {
+                    buf: buf.split_to(w.len).freeze(),
+                    start: w.fields_at,
+                    count: w.count,
+                },
+            }));
         }
     }
     match scan.scan(buf, limits)? {
