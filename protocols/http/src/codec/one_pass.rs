@@ -334,7 +334,8 @@ mod tests {
     }
 
     fn takes_request(bytes: &[u8], limits: &HeadLimits) -> bool {
-        whole_request::<true>(bytes, limits, &mut Summary::NONE).is_some()
+        let mut summary = Summary::NONE;
+        whole_request::<true>(bytes, limits, &mut summary).is_some()
     }
 
     /// The plain forms are taken by the fast path (so the benches time
