@@ -124,6 +124,8 @@ impl Summary {
     /// summary costs no second pass over its head). Inlined: a call's
     /// register saves would cost more than the look at most fields.
     #[inline(always)]
+    /// `v` may still have the whitespace around it (the one-pass parse
+    /// leaves it): each value read here is trimmed where it is read.
     pub fn add(&mut self, n: &[u8], v: &[u8]) {
         // The length first: any other field costs a jump and at most one
         // compare of a few words.
@@ -191,11 +193,9 @@ impl Summary {
         }
     }
 
-    /// `v` may still have the whitespace around it (the one-pass parse
-    /// trims only the values read here).
     #[inline(never)]
     fn add_out_of_line(&mut self, n: &[u8], v: &[u8]) {
-        self.add(n, trim(v));
+        self.add(n, v);
     }
 
     /// Whether the sender wants the connection kept open (RFC 9112 §9.3).

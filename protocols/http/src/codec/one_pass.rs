@@ -190,25 +190,30 @@ const fn lanes(b: u8) -> u64 {
 
 const HIGH: u64 = lanes(0x80);
 
-/// How many bytes at the front of `b` satisfy the lane test `bad` (which
-/// marks, by the high bit of its lane, each byte that does not): eight at
-/// a time, then byte by byte for the last few.
+/// How many bytes at the front of `b` are not `bad`: sixteen at a time
+/// while none is (a test per byte, without branches, that the compiler
+/// turns into a few vector operations), then eight at a time by `word_bad` —
+/// the same test on each byte of a word, marking each byte that fails by
+/// the high bit of its lane — which finds where the run ends, then byte by
+/// byte for the last few.
 #[inline(always)]
-fn run_of(b: &[u8], bad: impl Fn(u64) -> u64) -> usize {
+fn run_of(b: &[u8], bad: impl Fn(u8) -> bool, word_bad: impl Fn(u64) -> u64) -> usize {
     let mut i = 0;
+    while let Some(block) = b.get(i..i + 16) {
+        if block.iter().fold(false, |any, &c| any | bad(c)) {
+            break;
+        }
+        i += 16;
+    }
     while let Some(w) = b.get(i..i + 8) {
-        let word = u64::from_le_bytes(w.try_into().unwrap_or_default());
-        let marks = bad(word);
+        let marks = word_bad(u64::from_le_bytes(w.try_into().unwrap_or_default()));
         if marks != 0 {
             // Little-endian: the first byte is the lowest lane.
             return i + (marks.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
-    while let Some(&c) = b.get(i) {
-        if bad(u64::from(c)) & 0x80 != 0 {
-            break;
-        }
+    while b.get(i).is_some_and(|&c| !bad(c)) {
         i += 1;
     }
     i
@@ -218,51 +223,39 @@ fn run_of(b: &[u8], bad: impl Fn(u64) -> u64) -> usize {
 /// request target may hold).
 #[inline(always)]
 fn visible_run(b: &[u8]) -> usize {
-    run_of(b, |x| {
-        // Each lane's low seven bits plus a bias sets the lane's high bit
-        // exactly when they reach a bound, and never carries into the
-        // next lane (at most 0x7F + 0x5F).
-        let low = x & !HIGH;
-        let from_21 = low + lanes(0x80 - 0x21);
-        let from_7f = low + lanes(0x80 - 0x7f);
-        (x | !from_21 | from_7f) & HIGH
-    })
+    run_of(
+        b,
+        |c| !(0x21..=0x7e).contains(&c),
+        |x| {
+            // Each lane's low seven bits plus a bias sets the lane's high bit
+            // exactly when they reach a bound, and never carries into the
+            // next lane (at most 0x7F + 0x5F).
+            let low = x & !HIGH;
+            let from_21 = low + lanes(0x80 - 0x21);
+            let from_7f = low + lanes(0x80 - 0x7f);
+            (x | !from_21 | from_7f) & HIGH
+        },
+    )
 }
 
-/// How many bytes at the front of `b` may be in a field value: HTAB, SP,
-/// VCHAR and obs-text (0x80–0xFF) — anything but the other controls and
-/// DEL.
+/// How many bytes at the front of `b` may be in a field value (or a
+/// reason phrase): HTAB, SP, VCHAR and obs-text (0x80–0xFF) — anything
+/// but the other controls and DEL.
 #[inline(always)]
 fn value_run(b: &[u8]) -> usize {
-    // Values are the bulk of a head: sixteen bytes at a time, by a test
-    // the compiler turns into a few vector operations, then the lane test
-    // finds where the run ends.
-    let mut i = 0;
-    while let Some(block) = b.get(i..i + 16) {
-        if block.iter().fold(false, |bad, &c| bad | not_value(c)) {
-            break;
-        }
-        i += 16;
-    }
-    i + run_of(b.get(i..).unwrap_or_default(), value_lanes)
-}
-
-/// [`value_run`]'s lane test.
-#[inline(always)]
-fn value_lanes(x: u64) -> u64 {
-    let low = x & !HIGH;
-    let from_20 = low + lanes(0x80 - 0x20);
-    let is_7f = low + lanes(0x80 - 0x7f);
-    // A lane is HTAB when its XOR with 0x09 is zero, and adding 0x7F to a
-    // non-zero lane sets its high bit.
-    let not_tab = (low ^ lanes(0x09)) + lanes(0x7f);
-    ((!from_20 & not_tab) | is_7f) & !x & HIGH
-}
-
-/// Whether `c` may not be in a field value, without branches.
-#[inline(always)]
-fn not_value(c: u8) -> bool {
-    (c < 0x20) & (c != b'\t') | (c == 0x7f)
+    run_of(
+        b,
+        |c| (c < 0x20) & (c != b'\t') | (c == 0x7f),
+        |x| {
+            let low = x & !HIGH;
+            let from_20 = low + lanes(0x80 - 0x20);
+            let is_7f = low + lanes(0x80 - 0x7f);
+            // A lane is HTAB when its XOR with 0x09 is zero, and adding
+            // 0x7F to a non-zero lane sets its high bit.
+            let not_tab = (low ^ lanes(0x09)) + lanes(0x7f);
+            ((!from_20 & not_tab) | is_7f) & !x & HIGH
+        },
+    )
 }
 
 #[cfg(test)]
