@@ -3,9 +3,10 @@
 //! HTTP/1.1 messaging (RFC 9112) with the semantics it needs from
 //! RFC 9110, as machines any twill driver runs:
 //!
-//! - [`codec`]: pure functions — request and response heads parsed with
-//!   `httparse` into zero-copy [`RequestHead`] / [`ResponseHead`] (the head
-//!   is one `Bytes`, every field a range of it), head serialization, the
+//! - [`codec`]: pure functions — request and response heads parsed (in
+//!   one pass of our own when they arrive whole, by `httparse` otherwise)
+//!   into zero-copy [`RequestHead`] / [`ResponseHead`] (the head is one
+//!   `Bytes`, every field a range of it), head serialization, the
 //!   body-framing rules ([`BodyKind`]) and a strict incremental chunked
 //!   decoder and encoder;
 //! - [`Server`]: the server machine, for any number of connections (a

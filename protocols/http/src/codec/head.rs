@@ -1,8 +1,14 @@
 //! Message heads: finding the end of a head incrementally
-//! ([`HeadScanner`]), parsing request and response heads with `httparse`
-//! into zero-copy [`RequestHead`] / [`ResponseHead`] values (the head is one
-//! `Bytes`; the method, target and every header field are ranges of it),
-//! and serializing heads.
+//! ([`HeadScanner`]), parsing request and response heads into zero-copy
+//! [`RequestHead`] / [`ResponseHead`] values (the head is one `Bytes`; the
+//! method, target and every header field are ranges of it), and
+//! serializing heads.
+//!
+//! A head that arrives whole and in the plain strict form is parsed by
+//! one pass of our own (`one_pass`); any other — in pieces, unusual or
+//! malformed — by the scanner and `httparse`, which name the error. The
+//! two agree on every head both take (tests and fuzz targets compare
+//! them).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use core::mem::MaybeUninit;
@@ -838,10 +844,10 @@ pub fn parse_trailers(section: Bytes, max_fields: usize) -> Result<Headers, Prot
 /// A complete request head at the front of `buf`, split off zero-copy.
 /// `scan` carries the progress between calls; it is reset after a head.
 ///
-/// A head that arrives whole (the common case) is parsed in one pass by
-/// httparse and only counted for line ends; a head that arrives in pieces
-/// is delimited by `scan` as the bytes come, without rescanning, and
-/// parsed once complete.
+/// A head that arrives whole (the common case) is parsed in one pass
+/// that also checks its line ends and limits; a head that arrives in
+/// pieces is delimited by `scan` as the bytes come, without rescanning,
+/// and parsed by httparse once complete.
 ///
 /// # Errors
 /// The head is malformed or over a limit.
