@@ -7,8 +7,9 @@
 //! 10 % over raw `httparse` the head parse may cost in all. What wins the
 //! room back is that a head needs no per-field index (lookups walk its
 //! lines, see [`Headers`](super::head::Headers)): this pass records only the
-//! target, the version, where the fields start and how many there are, and
-//! checks field values and the target eight bytes at a time.
+//! target, the version, where the fields start and how many there are; it
+//! checks field values and the target sixteen bytes at a time, and names
+//! eight.
 //!
 //! It accepts only the plain, strict form — no leading empty lines, single
 //! spaces in the start line, `HTTP/1.0` or `HTTP/1.1`, CRLF everywhere,
@@ -17,13 +18,14 @@
 //! [`HeadScanner`](super::head::HeadScanner) and `httparse`) then waits
 //! for, parses or names the error of. So `httparse` stays the reference:
 //! every head taken here is one the careful path takes the same way, which
-//! the `http_request` and `http_response` fuzz targets and the tests check by comparing the two.
+//! the tests (by property) and the `http_request` and `http_response` fuzz
+//! targets (whole against byte by byte) check by comparing the two.
 
 use super::framing::Summary;
 use super::head::{is_tchar, HeadLimits, Span, Version, MAX_HEADERS_CAP};
 
-/// Where the parts of a whole request head lie, found by
-/// [`whole_request`]: plain numbers, so the head is built once, in place,
+/// Where the parts of a whole head lie, found by [`whole_request`] or
+/// [`whole_response`]: plain numbers, so the head is built once, in place,
 /// when it is split off.
 pub(super) struct Whole {
     /// The head's length, its final empty line included.
