@@ -123,9 +123,10 @@ impl Summary {
     /// for each field as it goes, through a prefilter, so a request's
     /// summary costs no second pass over its head). Inlined: a call's
     /// register saves would cost more than the look at most fields.
-    #[inline(always)]
+    ///
     /// `v` may still have the whitespace around it (the one-pass parse
     /// leaves it): each value read here is trimmed where it is read.
+    #[inline(always)]
     pub fn add(&mut self, n: &[u8], v: &[u8]) {
         // The length first: any other field costs a jump and at most one
         // compare of a few words.

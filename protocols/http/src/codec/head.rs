@@ -918,11 +918,18 @@ fn take(w: Whole, buf: &mut BytesMut) -> RequestHead {
     RequestHead {
         target: w.part,
         version: w.version,
-        headers: Headers {
-            buf: buf.split_to(w.len).freeze(),
-            start: w.fields_at,
-            count: w.count,
-        },
+        headers: split_fields(&w, buf),
+    }
+}
+
+/// Splits the whole head `w` describes off `buf` (zero-copy), as its
+/// fields.
+#[inline(always)]
+fn split_fields(w: &Whole, buf: &mut BytesMut) -> Headers {
+    Headers {
+        buf: buf.split_to(w.len).freeze(),
+        start: w.fields_at,
+        count: w.count,
     }
 }
 
@@ -946,11 +953,7 @@ pub fn decode_response(
                 status: w.status,
                 reason: w.part,
                 version: w.version,
-                headers: Headers {
-                    buf: buf.split_to(w.len).freeze(),
-                    start: w.fields_at,
-                    count: w.count,
-                },
+                headers: split_fields(&w, buf),
             }));
         }
     }
